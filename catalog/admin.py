@@ -1,0 +1,65 @@
+from django.contrib import admin
+from django.db.models import Count
+
+from catalog.models import Product, ProductTestResult, ProductTool, TestTool
+
+
+class ProductToolInline(admin.TabularInline):
+    model = ProductTool
+    extra = 1
+    autocomplete_fields = ["tool"]
+    verbose_name = "linked test tool"
+    verbose_name_plural = "linked test tools (the tools that can test this product)"
+
+
+class ProductTestResultInline(admin.TabularInline):
+    model = ProductTestResult
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["created_at", "pass_rate", "total", "passed", "failed", "errors", "source", "report_url"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-created_at")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "tool_count", "file", "updated_at"]
+    list_filter = ["name", "tools"]
+    search_fields = ["name", "version"]
+    inlines = [ProductToolInline, ProductTestResultInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(tool_count=Count("tool_links"))
+
+    @admin.display(description="tools", ordering="tool_count")
+    def tool_count(self, product):
+        return product.tool_count
+
+
+@admin.register(TestTool)
+class TestToolAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "command_template", "updated_at"]
+    list_filter = ["name"]
+    search_fields = ["name", "version"]
+
+
+@admin.register(ProductTool)
+class ProductToolAdmin(admin.ModelAdmin):
+    list_display = ["product", "tool", "created_at"]
+    list_select_related = ["product", "tool"]
+    list_filter = ["product", "tool"]
+    autocomplete_fields = ["product", "tool"]
+    search_fields = ["product__name", "tool__name"]
+
+
+@admin.register(ProductTestResult)
+class ProductTestResultAdmin(admin.ModelAdmin):
+    list_display = ["product", "pass_rate", "total", "passed", "failed", "errors", "source", "created_at"]
+    list_select_related = ["product"]
+    list_filter = ["product", "source"]
+    search_fields = ["product__name", "source"]
+    date_hierarchy = "created_at"

@@ -1,0 +1,100 @@
+from pathlib import PurePosixPath
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.text import slugify
+
+from catalog.validators import validate_command_template
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=50)
+    file = models.FileField(upload_to="products/%Y/%m/", blank=True, max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    tools = models.ManyToManyField("TestTool", through="ProductTool", related_name="products", blank=True)
+
+    class Meta:
+        ordering = ["name", "version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="product_name_version_unique")]
+
+    def __str__(self):
+        return f"{self.name} {self.version}"
+
+    @property
+    def slug(self) -> str:
+        return slugify(f"{self.name}-{self.version}")
+
+    @property
+    def file_name(self) -> str:
+        return PurePosixPath(self.file.name).name if self.file else ""
+
+
+class TestTool(models.Model):
+    __test__ = False  # not a pytest test class, whatever its name says
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=50)
+    command_template = models.CharField(
+        max_length=1000,
+        validators=[validate_command_template],
+        help_text=(
+            "The command a node runs for one case, split into arguments like a shell would but never run "
+            "through one. Placeholders: {case}, {product_path}, {tool_path}, {workdir}. "
+            "Example: {tool_path}/bin/pytest {product_path}/tests -k {case}"
+        ),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="tool_name_version_unique")]
+
+    def __str__(self):
+        return f"{self.name} {self.version}"
+
+    @property
+    def slug(self) -> str:
+        return slugify(f"{self.name}-{self.version}")
+
+
+class ProductTool(models.Model):
+    """Which tools test which products: the drop-down a tester sees after picking a product."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="tool_links")
+    tool = models.ForeignKey(TestTool, on_delete=models.CASCADE, related_name="product_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product_id", "tool_id"]
+        constraints = [models.UniqueConstraint(fields=["product", "tool"], name="product_tool_unique")]
+
+    def __str__(self):
+        return f"{self.tool} for {self.product}"
+
+
+class ProductTestResult(models.Model):
+    """One entry in a product's pass-rate history, from a TestHub report or an outside service."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="test_results")
+    pass_rate = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Percent of counted cases that passed, 0 to 100.",
+    )
+    total = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    report_url = models.URLField(blank=True, max_length=500)
+    source = models.CharField(max_length=100, help_text="Who recorded it: 'testhub' or the outside service's name.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["product", "-created_at"], name="result_product_recent")]
+
+    def __str__(self):
+        return f"{self.product}: {self.pass_rate}%"

@@ -1,0 +1,57 @@
+from decimal import Decimal
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from catalog.models import Product, ProductTestResult, ProductTool, TestTool
+from testhub.errors import Conflict
+
+
+def product_upload(*, name: str, version: str, file: UploadedFile) -> tuple[Product, bool]:
+    """Store a product's package file, creating the product if it is new. Returns (product, created)."""
+    with transaction.atomic():
+        product, created = Product.objects.select_for_update().get_or_create(name=name, version=version)
+        old_file_name = product.file.name if product.file else ""
+        product.file.save(file.name, file, save=False)
+        product.save(update_fields=["file", "updated_at"])
+    if old_file_name and old_file_name != product.file.name:
+        transaction.on_commit(lambda: product.file.storage.delete(old_file_name))
+    return product, created
+
+
+def product_tool_link(*, product: Product, tool: TestTool) -> ProductTool:
+    link, _ = ProductTool.objects.get_or_create(product=product, tool=tool)
+    return link
+
+
+def product_tool_unlink(*, product: Product, tool: TestTool) -> None:
+    # Reverse relations keep catalog free of imports from the apps built on it.
+    installs = tool.installs.filter(node_product__product=product).count()
+    if installs:
+        raise Conflict(f"{tool} is installed for {product} on {installs} node(s); uninstall it there first.")
+    if product.tasks.unfinished().filter(tool=tool).exists():
+        raise Conflict(f"Unfinished tasks test {product} with {tool}; wait for them or cancel them first.")
+    ProductTool.objects.filter(product=product, tool=tool).delete()
+
+
+def product_test_result_record(
+    *,
+    product: Product,
+    pass_rate: Decimal,
+    source: str,
+    total: int = 0,
+    passed: int = 0,
+    failed: int = 0,
+    errors: int = 0,
+    report_url: str = "",
+) -> ProductTestResult:
+    return ProductTestResult.objects.create(
+        product=product,
+        pass_rate=pass_rate,
+        source=source,
+        total=total,
+        passed=passed,
+        failed=failed,
+        errors=errors,
+        report_url=report_url,
+    )

@@ -1,0 +1,99 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from execution.models import Case, Task
+
+CASES_SHOWN_ON_TASK_PAGE = 200
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Tasks and cases are written by the scheduler; admin shows them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "product", "tool", "priority", "status", "progress", "created_by", "created_at"]
+    list_select_related = ["product", "tool", "created_by"]
+    list_filter = ["status", "product", "tool", "priority"]
+    search_fields = ["name", "created_by__username"]
+    date_hierarchy = "created_at"
+    fields = [
+        "name",
+        "product",
+        "tool",
+        "priority",
+        "status",
+        "created_by",
+        "rerun_of",
+        "progress",
+        "counts",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "case_table",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_case_counts()
+
+    @admin.display(description="progress")
+    def progress(self, task):
+        if not task.cases_total:
+            return "-"
+        ended = task.cases_passed + task.cases_failed + task.cases_error + task.cases_cancelled
+        return f"{ended}/{task.cases_total} ({100 * ended / task.cases_total:.0f}%)"
+
+    @admin.display(description="cases by status")
+    def counts(self, task):
+        return ", ".join(f"{status}: {getattr(task, f'cases_{status}')}" for status in Case.Status.values)
+
+    @admin.display(description="cases")
+    def case_table(self, task):
+        cases = task.cases.defer("log").select_related("node")[:CASES_SHOWN_ON_TASK_PAGE]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c.name,
+                    c.status,
+                    c.node or "-",
+                    c.attempts,
+                    c.exit_code if c.exit_code is not None else "-",
+                    c.started_at or "-",
+                )
+                for c in cases
+            ),
+        )
+        all_cases = reverse("admin:execution_case_changelist") + f"?task__id__exact={task.pk}"
+        return format_html(
+            "<table><tr><th>case</th><th>status</th><th>node</th><th>attempts</th><th>exit code</th>"
+            "<th>started</th></tr>"
+            '{}</table><p><a href="{}">All {} cases, with filters</a></p>',
+            rows,
+            all_cases,
+            task.cases_total,
+        )
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin):
+    list_display = ["name", "task", "status", "node", "attempts", "exit_code", "started_at", "finished_at"]
+    list_select_related = ["task", "node"]
+    list_filter = ["status", "task__product", "task__tool", "node"]
+    search_fields = ["name", "task__name"]
+    raw_id_fields = ["task"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("log")

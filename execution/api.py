@@ -1,0 +1,167 @@
+import django_filters
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.response import Response
+
+from catalog.models import Product, TestTool
+from execution import services
+from execution.models import Case, Task
+from testhub.permissions import SubmitPermission
+
+
+class CaseCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(source="cases_total")
+    queued = serializers.IntegerField(source="cases_queued")
+    running = serializers.IntegerField(source="cases_running")
+    passed = serializers.IntegerField(source="cases_passed")
+    failed = serializers.IntegerField(source="cases_failed")
+    error = serializers.IntegerField(source="cases_error")
+    cancelled = serializers.IntegerField(source="cases_cancelled")
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    product_name = serializers.CharField(source="product.__str__", read_only=True)
+    tool_name = serializers.CharField(source="tool.__str__", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    counts = CaseCountsSerializer(source="*", read_only=True)
+    progress = serializers.SerializerMethodField(help_text="Percent of cases that have ended, 0 to 100.")
+    report = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "name",
+            "product",
+            "product_name",
+            "tool",
+            "tool_name",
+            "priority",
+            "status",
+            "created_by",
+            "rerun_of",
+            "counts",
+            "progress",
+            "report",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, task) -> float:
+        if not task.cases_total:
+            return 0.0
+        ended = task.cases_passed + task.cases_failed + task.cases_error + task.cases_cancelled
+        return round(100 * ended / task.cases_total, 1)
+
+
+class TaskSubmitSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    tool = serializers.PrimaryKeyRelatedField(queryset=TestTool.objects.all())
+    priority = serializers.IntegerField(min_value=0, max_value=9, default=5)
+    cases = serializers.ListField(
+        child=serializers.CharField(max_length=500, trim_whitespace=True),
+        min_length=1,
+        max_length=settings.TESTHUB_MAX_CASES_PER_TASK,
+        help_text="Case names, each at most 500 characters, no repeats.",
+    )
+
+    def validate_cases(self, names):
+        seen, repeated = set(), []
+        for name in names:
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+        if repeated:
+            shown = ", ".join(repr(name) for name in repeated[:5])
+            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+            raise serializers.ValidationError(f"Each case may appear once; repeated: {shown}{more}.")
+        return names
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    node_name = serializers.CharField(source="node.name", read_only=True, default=None)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "task",
+            "name",
+            "status",
+            "node",
+            "node_name",
+            "attempts",
+            "exit_code",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+        ]
+        read_only_fields = fields
+
+
+class CaseFilter(django_filters.FilterSet):
+    class Meta:
+        model = Case
+        fields = ["task", "status", "node"]
+
+
+def _cases():
+    return Case.objects.defer("log").select_related("node")
+
+
+class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [SubmitPermission]
+    serializer_class = TaskSerializer
+    filterset_fields = ["status", "product", "tool", "created_by", "rerun_of"]
+    search_fields = ["name"]
+    ordering_fields = ["created_at", "priority", "status", "finished_at"]
+
+    def get_queryset(self):
+        return Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
+
+    @extend_schema(request=TaskSubmitSerializer, responses={201: TaskSerializer})
+    def create(self, request):
+        """Submit a task: its cases run on the nodes that have the product with the tool installed."""
+        submit = TaskSubmitSerializer(data=request.data)
+        submit.is_valid(raise_exception=True)
+        data = submit.validated_data
+        task = services.task_submit(
+            user=request.user,
+            name=data["name"],
+            product=data["product"],
+            tool=data["tool"],
+            case_names=data["cases"],
+            priority=data["priority"],
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class TaskCaseList(generics.ListAPIView):
+    """The task's cases, a page at a time; filter by status and node."""
+
+    permission_classes = [SubmitPermission]
+    serializer_class = CaseSerializer
+    filterset_class = CaseFilter
+    search_fields = ["name"]
+    ordering_fields = ["id", "name", "status", "started_at", "finished_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no task id
+            return Case.objects.none()
+        task = get_object_or_404(Task.objects.only("pk"), pk=self.kwargs["pk"])
+        return _cases().filter(task=task)
+
+
+class CaseViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [SubmitPermission]
+    serializer_class = CaseSerializer
+    queryset = _cases()
+    filterset_class = CaseFilter
+    search_fields = ["name"]
+    ordering_fields = ["id", "name", "status", "started_at", "finished_at"]

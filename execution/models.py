@@ -1,0 +1,90 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Count, Q
+
+from catalog.models import Product, TestTool
+from nodes.models import Node
+
+
+class TaskQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING])
+
+    def with_case_counts(self):
+        """Annotate cases_total and cases_<status> in the same query as the tasks."""
+        counts = {f"cases_{status}": Count("cases", filter=Q(cases__status=status)) for status in Case.Status.values}
+        return self.annotate(cases_total=Count("cases"), **counts)
+
+
+class Task(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+
+    name = models.CharField(max_length=200)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="tasks")
+    tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="tasks")
+    priority = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(0), MaxValueValidator(9)],
+        help_text="0 (lowest) to 9 (highest): a higher-priority task's cases start first.",
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="testhub_tasks"
+    )
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in (self.Status.FINISHED, self.Status.CANCELLED)
+
+
+class Case(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        ERROR = "error", "Error"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINAL_STATUSES = (Status.PASSED, Status.FAILED, Status.ERROR, Status.CANCELLED)
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="cases")
+    name = models.CharField(max_length=500)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["task", "name"], name="case_task_name_unique")]
+        indexes = [models.Index(fields=["task", "status"], name="case_task_status")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

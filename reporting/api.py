@@ -1,0 +1,57 @@
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+
+from reporting.models import Report
+from testhub.permissions import SubmitPermission
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    task_name = serializers.CharField(source="task.name", read_only=True)
+    product = serializers.IntegerField(source="task.product_id", read_only=True)
+    tool = serializers.IntegerField(source="task.tool_id", read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Report
+        fields = [
+            "id",
+            "task",
+            "task_name",
+            "product",
+            "tool",
+            "status",
+            "cancelled",
+            "total",
+            "passed",
+            "failed",
+            "errors",
+            "not_run",
+            "success_rate",
+            "duration_seconds",
+            "download_url",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_download_url(self, report: Report) -> str | None:
+        if not report.file:
+            return None
+        return self.context["request"].build_absolute_uri(f"/api/reports/{report.pk}/download/")
+
+
+class ReportViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [SubmitPermission]
+    serializer_class = ReportSerializer
+    queryset = Report.objects.select_related("task")
+    filterset_fields = ["status", "cancelled", "task", "task__product", "task__tool"]
+    ordering_fields = ["created_at", "success_rate"]
+
+    @extend_schema(responses={200: OpenApiResponse(description="The report as an .xlsx file.")})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        report = self.get_object()
+        if not report.file:
+            raise Http404("This report has no file yet.")
+        return FileResponse(report.file.open("rb"), as_attachment=True, filename=f"testhub-task-{report.task_id}.xlsx")

@@ -1,0 +1,35 @@
+from django.db import models
+
+from execution.models import Task
+
+
+class Report(models.Model):
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="report")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.BUILDING, db_index=True)
+    cancelled = models.BooleanField(default=False, help_text="The task was cancelled before all its cases ran.")
+    total = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    not_run = models.PositiveIntegerField(default=0, help_text="Cases cancelled before they ran.")
+    success_rate = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="passed / (passed + failed) x 100; errors and cases that never ran are counted apart.",
+    )
+    duration_seconds = models.FloatField(null=True, blank=True)
+    file = models.FileField(upload_to="reports/%Y/%m/", blank=True, max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Report for {self.task}"

@@ -1,0 +1,34 @@
+"""Turn every domain error into an answer a person can act on, never a 500."""
+
+import logging
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from testhub.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+def _describe_protected(error: ProtectedError | RestrictedError) -> str:
+    objects = list(error.protected_objects if isinstance(error, ProtectedError) else error.restricted_objects)
+    by_kind: dict[str, int] = {}
+    for obj in objects:
+        kind = obj._meta.verbose_name_plural
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    used_by = ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items()))
+    return f"It is still used by {used_by}; remove or finish those first."
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response({"detail": exc.message, "code": exc.code}, status=exc.status_code)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        return Response({"detail": _describe_protected(exc), "code": "in_use"}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,54 @@
+"""The two roles of TestHub, as Django groups created by a migration."""
+
+LAB_MANAGERS = "lab managers"
+TESTERS = "testers"
+
+
+def _groups(user) -> set[str]:
+    # One query per request at most: the set is cached on the user object.
+    if not hasattr(user, "_testhub_groups"):
+        user._testhub_groups = set(user.groups.values_list("name", flat=True))
+    return user._testhub_groups
+
+
+def is_lab_manager(user) -> bool:
+    return bool(user and user.is_authenticated and (user.is_superuser or LAB_MANAGERS in _groups(user)))
+
+
+def is_tester(user) -> bool:
+    return bool(user and user.is_authenticated and TESTERS in _groups(user))
+
+
+def has_any_role(user) -> bool:
+    return is_lab_manager(user) or is_tester(user)
+
+
+# What each role may do in Django admin (the API checks roles itself, see testhub.permissions).
+_LAB_MANAGER_PERMISSIONS = {
+    "catalog": ("add", "change", "delete", "view"),
+    "nodes": ("add", "change", "delete", "view"),
+    "execution": ("add", "change", "view"),
+    "reporting": ("view",),
+}
+_TESTER_PERMISSIONS = {
+    "catalog": ("view",),
+    "nodes": ("view",),
+    "execution": ("add", "view"),
+    "reporting": ("view",),
+}
+
+
+def ensure_role_groups(sender=None, **kwargs) -> None:
+    """Create both groups with their admin permissions; safe to run after every migrate."""
+    from django.contrib.auth.models import Group, Permission
+
+    for group_name, grants in ((LAB_MANAGERS, _LAB_MANAGER_PERMISSIONS), (TESTERS, _TESTER_PERMISSIONS)):
+        group, _ = Group.objects.get_or_create(name=group_name)
+        wanted = [
+            permission
+            for permission in Permission.objects.filter(content_type__app_label__in=grants).select_related(
+                "content_type"
+            )
+            if permission.codename.split("_", 1)[0] in grants[permission.content_type.app_label]
+        ]
+        group.permissions.add(*wanted)

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.routers import DefaultRouter
+
+from catalog.api import ProductViewSet, TestToolViewSet
+from execution.api import CaseViewSet, TaskCaseList, TaskViewSet
+from nodes.api import NodeViewSet
+from reporting.api import ReportViewSet
+
+router = DefaultRouter()
+router.register("products", ProductViewSet, basename="product")
+router.register("tools", TestToolViewSet, basename="tool")
+router.register("nodes", NodeViewSet, basename="node")
+router.register("tasks", TaskViewSet, basename="task")
+router.register("cases", CaseViewSet, basename="case")
+router.register("reports", ReportViewSet, basename="report")
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/auth/token/", ObtainAuthToken.as_view(), name="auth-token"),
+    path("api/auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/tasks/<int:pk>/cases/", TaskCaseList.as_view(), name="task-cases"),
+    path("api/", include(router.urls)),
+]

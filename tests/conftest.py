@@ -1,0 +1,49 @@
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import LabManagerFactory, TesterFactory
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Each test run gets a database of its own, so parallel runs on one server never meet."""
+    from django.conf import settings
+
+    test_settings = settings.DATABASES["default"].setdefault("TEST", {})
+    test_settings["NAME"] = f"test_testhub_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _runs_on_postgresql(django_db_setup, django_db_blocker):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.exit("The tests run on PostgreSQL: use ./bin/test, or set DATABASE_URL=postgres://...", returncode=2)
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+class Api(APIClient):
+    def as_user(self, user):
+        self.force_authenticate(user)
+        return self
+
+
+@pytest.fixture
+def api(db):
+    return Api()
+
+
+@pytest.fixture
+def tester(db):
+    return TesterFactory()
+
+
+@pytest.fixture
+def lab_manager(db):
+    return LabManagerFactory()

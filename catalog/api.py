@@ -6,12 +6,12 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from catalog import services
 from catalog.models import Product, ProductTestResult, TestTool
 from catalog.validators import validate_package_file_name
+from testhub.parsers import StrictMultiPartParser
 
 RESULT_HISTORY_LENGTH = 100
 
@@ -99,7 +99,7 @@ class ProductViewSet(viewsets.ModelViewSet):
         )
 
     @extend_schema(request={"multipart/form-data": ProductUploadSerializer}, responses={201: ProductSerializer})
-    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    @action(detail=False, methods=["post"], parser_classes=[StrictMultiPartParser])
     def upload(self, request):
         """Store a product's package file (creating the product if needed) and give back its download link."""
         upload = ProductUploadSerializer(data=request.data)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 COMMAND_PLACEHOLDERS = frozenset({"case", "product_path", "tool_path", "workdir"})
 PACKAGE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip", ".whl")
-_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def validate_command_template(value: str) -> None:
@@ -34,7 +34,7 @@ def validate_package_file_name(value: str) -> None:
     """Refuse names that could climb out of the upload folder or hide what the file is."""
     if not _SAFE_FILE_NAME.fullmatch(value) or ".." in value:
         raise ValidationError(
-            f"File name {value!r} is not allowed: use at most 200 letters, digits, '.', '_', '+' or '-', "
+            f"File name {value!r} is not allowed: use at most 200 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, with no folder part."
         )
     if not value.lower().endswith(PACKAGE_SUFFIXES):

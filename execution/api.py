@@ -123,7 +123,8 @@ class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "priority", "status", "finished_at"]
 
     def get_queryset(self):
-        return Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
+        tasks = Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
+        return tasks.order_by("-created_at", "-id")  # aggregation drops Meta.ordering
 
     @extend_schema(request=TaskSubmitSerializer, responses={201: TaskSerializer})
     def create(self, request):

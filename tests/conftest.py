@@ -1,3 +1,4 @@
+import copy
 import uuid
 
 import pytest
@@ -29,9 +30,20 @@ def _media_in_tmp(settings, tmp_path):
 
 
 class Api(APIClient):
+    """An API client that signs every request in as `as_user`'s user, loaded afresh as a real request would."""
+
+    _user = None
+
     def as_user(self, user):
-        self.force_authenticate(user)
+        self._user = user
         return self
+
+    def request(self, **kwargs):
+        if self._user is not None:
+            fresh = copy.copy(self._user)
+            fresh.__dict__.pop("_testhub_groups", None)  # per-request role cache, see testhub.roles
+            self.force_authenticate(fresh)
+        return super().request(**kwargs)
 
 
 @pytest.fixture

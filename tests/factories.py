@@ -40,7 +40,7 @@ class ProductFactory(factory.django.DjangoModelFactory):
     version = "1.0"
 
 
-class TestToolFactory(factory.django.DjangoModelFactory):
+class ToolFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = TestTool
 
@@ -54,7 +54,7 @@ class ProductToolFactory(factory.django.DjangoModelFactory):
         model = ProductTool
 
     product = factory.SubFactory(ProductFactory)
-    tool = factory.SubFactory(TestToolFactory)
+    tool = factory.SubFactory(ToolFactory)
 
 
 class NodeFactory(factory.django.DjangoModelFactory):
@@ -82,7 +82,7 @@ class NodeToolFactory(factory.django.DjangoModelFactory):
         model = NodeTool
 
     node_product = factory.SubFactory(NodeProductFactory)
-    tool = factory.SubFactory(TestToolFactory)
+    tool = factory.SubFactory(ToolFactory)
     install_path = factory.LazyAttribute(lambda o: f"{o.node_product.node.install_root}/tools/{o.tool.slug}")
 
 
@@ -92,7 +92,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"task{n}")
     product = factory.SubFactory(ProductFactory)
-    tool = factory.SubFactory(TestToolFactory)
+    tool = factory.SubFactory(ToolFactory)
     created_by = factory.SubFactory(TesterFactory)
 
 

@@ -1,0 +1,36 @@
+"""A multipart parser that refuses file names it would otherwise have to rewrite.
+
+Django quietly strips folder parts and invisible characters from uploaded file
+names; an upload called ``../../etc/x.tar.gz`` should instead be refused with a
+reason, so the uploader knows the file was not stored under that name.
+"""
+
+from django.conf import settings
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import DataAndFiles, MultiPartParser
+
+
+class _RefusingRewrittenNames(DjangoMultiPartParser):
+    def sanitize_file_name(self, file_name):
+        cleaned = super().sanitize_file_name(file_name)
+        if cleaned != file_name:
+            raise MultiPartParserError(
+                f"File name {file_name!r} has a folder part or hidden characters; "
+                "upload the file under a plain name such as product-1.0.tar.gz."
+            )
+        return cleaned
+
+
+class StrictMultiPartParser(MultiPartParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = parser_context["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            data, files = _RefusingRewrittenNames(meta, stream, request.upload_handlers, encoding).parse()
+        except MultiPartParserError as error:
+            raise ParseError(str(error)) from None
+        return DataAndFiles(data, files)

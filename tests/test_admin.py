@@ -1,0 +1,142 @@
+import pytest
+from django.test import Client
+
+from nodes.models import NodeTool
+from tests.factories import (
+    CaseFactory,
+    NodeFactory,
+    NodeToolFactory,
+    ProductTestResultFactory,
+    ProductToolFactory,
+    ReportFactory,
+    TaskFactory,
+    ToolFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = {
+    "catalog/product": lambda: ProductToolFactory(),
+    "catalog/testtool": lambda: ToolFactory(),
+    "catalog/producttool": lambda: ProductToolFactory(),
+    "catalog/producttestresult": lambda: ProductTestResultFactory(),
+    "nodes/node": lambda: NodeToolFactory(),
+    "nodes/nodeproduct": lambda: NodeToolFactory(),
+    "execution/task": lambda: CaseFactory(node=NodeFactory()),
+    "execution/case": lambda: CaseFactory(node=NodeFactory()),
+    "reporting/report": lambda: ReportFactory(),
+}
+
+
+@pytest.fixture
+def admin_client_of(lab_manager):
+    client = Client()
+    client.force_login(lab_manager)
+    return client
+
+
+def _queries_for(client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("model", CHANGELISTS)
+def test_an_admin_list_page_runs_the_same_queries_for_3_rows_as_for_20(
+    admin_client_of, model, django_assert_max_num_queries
+):
+    url = f"/admin/{model}/"
+    for _ in range(3):
+        CHANGELISTS[model]()
+    few = _queries_for(admin_client_of, url)
+    for _ in range(17):
+        CHANGELISTS[model]()
+    assert _queries_for(admin_client_of, url) == few
+
+
+@pytest.mark.parametrize("model", CHANGELISTS)
+def test_an_admin_list_page_searches(admin_client_of, model):
+    CHANGELISTS[model]()
+    assert admin_client_of.get(f"/admin/{model}/?q=x").status_code == 200
+
+
+def _node_form(target, **inline):
+    data = {
+        "name": target.name,
+        "ip": target.ip,
+        "ssh_port": target.ssh_port,
+        "username": target.username,
+        "password": "",
+        "install_root": target.install_root,
+        "slots": target.slots,
+        "status": target.status,
+        "installs-TOTAL_FORMS": "1",
+        "installs-INITIAL_FORMS": "0",
+        "installs-MIN_NUM_FORMS": "0",
+        "installs-MAX_NUM_FORMS": "1000",
+    }
+    data.update({f"installs-0-{key}": value for key, value in inline.items()})
+    return data
+
+
+def test_the_node_page_installs_a_product_with_the_tools_picked_for_it(admin_client_of):
+    link = ProductToolFactory()
+    node = NodeFactory(install_root="/opt/lab")
+    response = admin_client_of.post(
+        f"/admin/nodes/node/{node.pk}/change/",
+        _node_form(node, product=link.product.pk, install_path="", tools=[link.tool.pk], node=node.pk),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    install = NodeTool.objects.get(node_product__node=node)
+    assert install.tool == link.tool
+    assert install.node_product.install_path == f"/opt/lab/products/{link.product.slug}"
+
+
+def test_the_node_page_refuses_a_tool_not_linked_to_the_product(admin_client_of):
+    link, stranger = ProductToolFactory(), ToolFactory()
+    node = NodeFactory()
+    response = admin_client_of.post(
+        f"/admin/nodes/node/{node.pk}/change/",
+        _node_form(node, product=link.product.pk, tools=[stranger.pk], node=node.pk),
+    )
+    assert response.status_code == 200
+    assert "not linked" in response.content.decode()
+    assert not NodeTool.objects.exists()
+
+
+def test_the_node_page_refuses_an_install_path_outside_the_root(admin_client_of):
+    link = ProductToolFactory()
+    node = NodeFactory(install_root="/opt/lab")
+    response = admin_client_of.post(
+        f"/admin/nodes/node/{node.pk}/change/",
+        _node_form(node, product=link.product.pk, install_path="../../etc", node=node.pk),
+    )
+    assert response.status_code == 200
+    assert "inside" in response.content.decode() or "must not contain" in response.content.decode()
+
+
+def test_the_node_page_never_shows_the_password(admin_client_of):
+    node = NodeFactory()
+    node.set_password("NeverShown-77")
+    node.save()
+    page = admin_client_of.get(f"/admin/nodes/node/{node.pk}/change/").content.decode()
+    assert "NeverShown-77" not in page and node.password_encrypted not in page
+
+
+def test_the_task_page_shows_progress_and_its_cases(admin_client_of):
+    task = TaskFactory()
+    CaseFactory(task=task, name="test_login", status="passed")
+    CaseFactory(task=task, name="test_logout", status="queued")
+    page = admin_client_of.get(f"/admin/execution/task/{task.pk}/change/").content.decode()
+    assert "1/2 (50%)" in page and "test_login" in page and "test_logout" in page
+
+
+def test_a_tester_sees_tasks_in_admin_but_cannot_change_the_lab(client, tester):
+    tester.is_staff = True
+    tester.save()
+    client.force_login(tester)
+    assert client.get("/admin/execution/task/").status_code == 200
+    assert client.get("/admin/nodes/node/add/").status_code == 403

@@ -1,0 +1,125 @@
+import pytest
+
+from nodes.models import Node, NodeProduct, NodeTool
+from tests.factories import NodeFactory, NodeToolFactory, ProductToolFactory, ToolFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _installs(api, node, products):
+    return api.put(f"/api/nodes/{node.pk}/installs/", {"products": products})
+
+
+def test_a_node_with_an_invalid_ip_is_refused_naming_the_field(api, lab_manager):
+    response = api.as_user(lab_manager).post("/api/nodes/", {"name": "n1", "ip": "300.1.1.1", "username": "u"})
+    assert response.status_code == 400
+    assert "ip" in response.json()
+
+
+def test_a_node_with_a_port_out_of_range_is_refused(api, lab_manager):
+    response = api.as_user(lab_manager).post(
+        "/api/nodes/", {"name": "n1", "ip": "127.0.0.2", "username": "u", "ssh_port": 70000}
+    )
+    assert response.status_code == 400
+    assert "ssh_port" in response.json()
+
+
+def test_a_node_install_root_that_climbs_out_is_refused(api, lab_manager):
+    response = api.as_user(lab_manager).post(
+        "/api/nodes/", {"name": "n1", "ip": "127.0.0.2", "username": "u", "install_root": "/opt/../etc"}
+    )
+    assert response.status_code == 400
+    assert "install_root" in response.json()
+
+
+def test_a_lab_manager_records_what_is_installed_on_a_node(api, lab_manager):
+    link = ProductToolFactory()
+    node = NodeFactory(install_root="/opt/lab")
+    response = _installs(
+        api.as_user(lab_manager),
+        node,
+        [{"product": link.product.pk, "install_path": "calc", "tools": [{"tool": link.tool.pk}]}],
+    )
+    assert response.status_code == 200, response.json()
+    product = response.json()["products"][0]
+    assert product["install_path"] == "/opt/lab/calc"
+    assert product["state"] == "installed"
+    assert product["tools"][0]["install_path"] == f"/opt/lab/tools/{link.tool.slug}"
+    assert list(Node.objects.capable_of(product=link.product, tool=link.tool)) == [node]
+
+
+def test_putting_installs_replaces_the_previous_ones(api, lab_manager):
+    old = NodeToolFactory()
+    node = old.node_product.node
+    link = ProductToolFactory()
+    response = _installs(api.as_user(lab_manager), node, [{"product": link.product.pk, "tools": []}])
+    assert response.status_code == 200
+    assert list(NodeProduct.objects.filter(node=node).values_list("product", flat=True)) == [link.product.pk]
+    assert not NodeTool.objects.filter(pk=old.pk).exists()
+
+
+def test_installing_a_tool_not_linked_to_the_product_is_refused_with_what_to_do(api, lab_manager):
+    link, stranger = ProductToolFactory(), ToolFactory()
+    node = NodeFactory()
+    response = _installs(
+        api.as_user(lab_manager), node, [{"product": link.product.pk, "tools": [{"tool": stranger.pk}]}]
+    )
+    assert response.status_code == 400
+    assert "not linked" in str(response.json()) and "link it" in str(response.json())
+    assert not NodeProduct.objects.filter(node=node).exists()
+
+
+@pytest.mark.parametrize("path", ["../etc", "/etc/passwd", "a/../../b", "/opt/lab"])
+def test_an_install_path_outside_the_node_install_root_is_refused(api, lab_manager, path):
+    link = ProductToolFactory()
+    node = NodeFactory(install_root="/opt/lab")
+    response = _installs(api.as_user(lab_manager), node, [{"product": link.product.pk, "install_path": path}])
+    assert response.status_code == 400
+    assert "/opt/lab" in str(response.json())
+    assert not NodeProduct.objects.filter(node=node).exists()
+
+
+def test_listing_a_product_twice_is_refused(api, lab_manager):
+    link = ProductToolFactory()
+    node = NodeFactory()
+    response = _installs(api.as_user(lab_manager), node, [{"product": link.product.pk}, {"product": link.product.pk}])
+    assert response.status_code == 400
+    assert "twice" in str(response.json())
+
+
+def test_installs_naming_an_unknown_product_are_refused_naming_the_id(api, lab_manager):
+    node = NodeFactory()
+    response = _installs(api.as_user(lab_manager), node, [{"product": 424242}])
+    assert response.status_code == 400
+    assert "424242" in str(response.json())
+
+
+def test_installs_that_are_not_a_list_are_refused(api, lab_manager):
+    node = NodeFactory()
+    response = api.as_user(lab_manager).put(f"/api/nodes/{node.pk}/installs/", {"products": "calc"})
+    assert response.status_code == 400
+
+
+def test_a_lab_manager_puts_a_node_in_maintenance(api, lab_manager):
+    node = NodeFactory()
+    response = api.as_user(lab_manager).patch(f"/api/nodes/{node.pk}/", {"status": "maintenance"})
+    assert response.status_code == 200
+    node.refresh_from_db()
+    assert node.status == Node.Status.MAINTENANCE
+
+
+def test_nodes_are_filtered_by_installed_tool(api, tester):
+    install = NodeToolFactory()
+    NodeFactory()
+    response = api.as_user(tester).get(f"/api/nodes/?installs__tools__tool={install.tool.pk}")
+    assert [node["name"] for node in response.json()["results"]] == [install.node_product.node.name]
+
+
+def test_node_list_runs_the_same_queries_for_any_page_size(api, tester, django_assert_num_queries):
+    NodeFactory.create_batch(30)
+    api.as_user(tester)
+    # user groups, count, one page of nodes
+    with django_assert_num_queries(3):
+        api.get("/api/nodes/?page_size=5")
+    with django_assert_num_queries(3):
+        api.get("/api/nodes/?page_size=30")

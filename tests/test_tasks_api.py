@@ -1,0 +1,174 @@
+import pytest
+
+from execution.models import Case, Task
+from nodes.models import Node
+from tests.factories import CaseFactory, NodeFactory, ProductToolFactory, ReportFactory, TaskFactory, capable_lab
+
+pytestmark = pytest.mark.django_db
+
+
+def _submit(api, product, tool, cases, **extra):
+    return api.post("/api/tasks/", {"name": "nightly", "product": product.pk, "tool": tool.pk, "cases": cases, **extra})
+
+
+def test_a_submitted_task_stores_its_cases_in_order_and_answers_with_counts(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, ["test_b", "test_a", "test_c"], priority=7)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and body["priority"] == 7 and body["created_by"] == tester.username
+    assert body["counts"]["total"] == 3 and body["counts"]["queued"] == 3 and body["progress"] == 0.0
+    task = Task.objects.get(pk=body["id"])
+    assert list(task.cases.values_list("name", flat=True)) == ["test_b", "test_a", "test_c"]
+
+
+def test_a_task_whose_tool_is_not_linked_to_the_product_is_refused(api, tester):
+    product, _, _ = capable_lab()
+    other_tool = ProductToolFactory().tool
+    response = _submit(api.as_user(tester), product, other_tool, ["a"])
+    assert response.status_code == 400
+    assert "not linked" in response.json()["detail"]
+    assert not Task.objects.exists()
+
+
+def test_a_task_with_no_online_capable_node_is_refused_naming_the_capability(api, tester):
+    product, tool, _ = capable_lab(status=Node.Status.OFFLINE)
+    response = _submit(api.as_user(tester), product, tool, ["a"])
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert f"cap.{product.slug}.{tool.slug}" in detail and "(offline)" in detail
+    assert not Task.objects.exists()
+
+
+def test_a_task_whose_capability_is_installed_nowhere_says_to_install_it(api, tester):
+    link = ProductToolFactory()
+    NodeFactory()
+    response = _submit(api.as_user(tester), link.product, link.tool, ["a"])
+    assert response.status_code == 409
+    assert "install" in response.json()["detail"]
+
+
+def test_a_node_in_maintenance_does_not_make_a_capability_available(api, tester):
+    product, tool, _ = capable_lab(status=Node.Status.MAINTENANCE)
+    assert _submit(api.as_user(tester), product, tool, ["a"]).status_code == 409
+
+
+def test_an_empty_case_list_is_refused(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, [])
+    assert response.status_code == 400
+    assert "cases" in response.json()
+
+
+def test_repeated_case_names_are_refused_and_named(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, ["a", "b", "a"])
+    assert response.status_code == 400
+    assert "'a'" in str(response.json()["cases"])
+    assert not Task.objects.exists()
+
+
+def test_a_blank_case_name_is_refused(api, tester):
+    product, tool, _ = capable_lab()
+    assert _submit(api.as_user(tester), product, tool, ["a", "  "]).status_code == 400
+
+
+def test_a_case_list_over_the_bound_is_refused(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, [f"c{i}" for i in range(100_001)])
+    assert response.status_code == 400
+    assert "100000" in str(response.json()["cases"])
+
+
+def test_cases_that_are_not_a_list_of_strings_are_refused(api, tester):
+    product, tool, _ = capable_lab()
+    assert _submit(api.as_user(tester), product, tool, "a,b").status_code == 400
+    assert _submit(api.as_user(tester), product, tool, [{"name": "a"}]).status_code == 400
+
+
+def test_a_priority_out_of_range_is_refused(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, ["a"], priority=10)
+    assert response.status_code == 400
+    assert "priority" in response.json()
+
+
+def test_an_unknown_product_id_is_refused_naming_the_id(api, tester):
+    _, tool, _ = capable_lab()
+    response = api.as_user(tester).post(
+        "/api/tasks/", {"name": "x", "product": 987654, "tool": tool.pk, "cases": ["a"]}
+    )
+    assert response.status_code == 400
+    assert "987654" in str(response.json()["product"])
+
+
+def test_ten_thousand_cases_are_written_in_one_request(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, [f"test_{i}" for i in range(10_000)])
+    assert response.status_code == 201
+    assert Case.objects.filter(task_id=response.json()["id"]).count() == 10_000
+
+
+def test_task_progress_counts_cases_that_have_ended(api, tester):
+    task = TaskFactory()
+    for status in ["passed", "failed", "running", "queued"]:
+        CaseFactory(task=task, status=status)
+    body = api.as_user(tester).get(f"/api/tasks/{task.pk}/").json()
+    assert body["counts"]["passed"] == 1 and body["counts"]["running"] == 1
+    assert body["progress"] == 50.0
+
+
+def test_task_cases_are_filtered_by_status_and_node(api, tester):
+    task = TaskFactory()
+    node = NodeFactory()
+    wanted = CaseFactory(task=task, status="failed", node=node)
+    CaseFactory(task=task, status="failed")
+    CaseFactory(task=task, status="passed", node=node)
+    response = api.as_user(tester).get(f"/api/tasks/{task.pk}/cases/?status=failed&node={node.pk}")
+    assert [case["id"] for case in response.json()["results"]] == [wanted.pk]
+
+
+def test_the_cases_of_an_unknown_task_are_404(api, tester):
+    assert api.as_user(tester).get("/api/tasks/99999/cases/").status_code == 404
+
+
+def test_a_case_is_read_on_its_own(api, tester):
+    case = CaseFactory(status="passed", exit_code=0)
+    body = api.as_user(tester).get(f"/api/cases/{case.pk}/").json()
+    assert body["name"] == case.name and body["exit_code"] == 0
+
+
+def test_task_list_runs_the_same_queries_for_any_page_size(api, tester, django_assert_num_queries):
+    for task in TaskFactory.create_batch(30):
+        CaseFactory.create_batch(2, task=task)
+    api.as_user(tester)
+    # user groups, count, one page of tasks joined to product, tool, user and report with case counts
+    with django_assert_num_queries(3):
+        api.get("/api/tasks/?page_size=5")
+    with django_assert_num_queries(3):
+        api.get("/api/tasks/?page_size=30")
+
+
+def test_case_list_runs_the_same_queries_for_any_page_size(api, tester, django_assert_num_queries):
+    task = TaskFactory()
+    CaseFactory.create_batch(40, task=task, node=NodeFactory())
+    api.as_user(tester)
+    # user groups, the task, count, one page of cases joined to their node
+    with django_assert_num_queries(4):
+        api.get(f"/api/tasks/{task.pk}/cases/?page_size=5")
+    with django_assert_num_queries(4):
+        api.get(f"/api/tasks/{task.pk}/cases/?page_size=40")
+
+
+def test_report_list_runs_the_same_queries_for_any_page_size(api, tester, django_assert_num_queries):
+    ReportFactory.create_batch(30)
+    api.as_user(tester)
+    with django_assert_num_queries(3):
+        api.get("/api/reports/?page_size=5")
+    with django_assert_num_queries(3):
+        api.get("/api/reports/?page_size=30")
+
+
+def test_a_report_without_a_file_has_no_download(api, tester):
+    report = ReportFactory()
+    assert api.as_user(tester).get(f"/api/reports/{report.pk}/download/").status_code == 404

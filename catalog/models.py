@@ -2,9 +2,9 @@ from pathlib import PurePosixPath
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.utils.text import slugify
 
-from catalog.validators import validate_command_template
+from catalog.validators import validate_case_timeout, validate_command_template
+from worker.protocol import slug
 
 
 class Product(models.Model):
@@ -24,7 +24,7 @@ class Product(models.Model):
 
     @property
     def slug(self) -> str:
-        return slugify(f"{self.name}-{self.version}")
+        return slug(f"{self.name}-{self.version}")
 
     @property
     def file_name(self) -> str:
@@ -44,6 +44,11 @@ class TestTool(models.Model):
             "Example: {tool_path}/bin/pytest {product_path}/tests -k {case}"
         ),
     )
+    case_timeout = models.PositiveIntegerField(
+        default=600,
+        validators=[validate_case_timeout],
+        help_text="Seconds one case may run before it is stopped and counted as an error.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,7 +61,7 @@ class TestTool(models.Model):
 
     @property
     def slug(self) -> str:
-        return slugify(f"{self.name}-{self.version}")
+        return slug(f"{self.name}-{self.version}")
 
 
 class ProductTool(models.Model):

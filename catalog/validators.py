@@ -2,6 +2,7 @@ import re
 import shlex
 import string
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 COMMAND_PLACEHOLDERS = frozenset({"case", "product_path", "tool_path", "workdir"})
@@ -39,3 +40,12 @@ def validate_package_file_name(value: str) -> None:
         )
     if not value.lower().endswith(PACKAGE_SUFFIXES):
         raise ValidationError(f"File name {value!r} must end with one of {', '.join(PACKAGE_SUFFIXES)}.")
+
+
+def validate_case_timeout(value: int) -> None:
+    """A case must end well before Redis would hand its message to another worker."""
+    if not 1 <= value <= settings.TESTHUB_MAX_CASE_TIMEOUT:
+        raise ValidationError(
+            f"A case timeout must be 1 to {settings.TESTHUB_MAX_CASE_TIMEOUT} seconds "
+            "(below TESTHUB_VISIBILITY_TIMEOUT, so a running case is never handed out twice)."
+        )

@@ -1,14 +1,20 @@
 import django_filters
 from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
 from execution import services
 from execution.models import Case, Task
 from testhub.permissions import SubmitPermission
+from testhub.renderers import PlainTextRenderer
+from testhub.roles import is_lab_manager
 
 
 class CaseCountsSerializer(serializers.Serializer):
@@ -39,6 +45,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "tool",
             "tool_name",
             "priority",
+            "case_timeout",
             "status",
             "created_by",
             "rerun_of",
@@ -63,6 +70,12 @@ class TaskSubmitSerializer(serializers.Serializer):
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
     tool = serializers.PrimaryKeyRelatedField(queryset=TestTool.objects.all())
     priority = serializers.IntegerField(min_value=0, max_value=9, default=5)
+    case_timeout = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.TESTHUB_MAX_CASE_TIMEOUT,
+        required=False,
+        help_text="Seconds one case may run; the tool's timeout when left out.",
+    )
     cases = serializers.ListField(
         child=serializers.CharField(max_length=500, trim_whitespace=True),
         min_length=1,
@@ -81,6 +94,12 @@ class TaskSubmitSerializer(serializers.Serializer):
             more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
             raise serializers.ValidationError(f"Each case may appear once; repeated: {shown}{more}.")
         return names
+
+
+class RerunSerializer(serializers.Serializer):
+    cases = serializers.ChoiceField(
+        choices=["failed", "all"], default="failed", help_text="failed: the failed and errored cases; all: every case."
+    )
 
 
 class CaseSerializer(serializers.ModelSerializer):
@@ -139,6 +158,31 @@ class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             tool=data["tool"],
             case_names=data["cases"],
             priority=data["priority"],
+            case_timeout=data.get("case_timeout"),
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+
+    def _task_for_change(self, pk) -> Task:
+        task = get_object_or_404(Task, pk=pk)
+        if task.created_by_id != self.request.user.pk and not is_lab_manager(self.request.user):
+            raise PermissionDenied("Testers cancel and rerun their own tasks; ask a lab manager for others.")
+        return task
+
+    @extend_schema(request=None, responses=TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Queued cases never start, running ones are stopped; the report is still built and says cancelled."""
+        task = services.task_cancel(task=self._task_for_change(pk))
+        return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data)
+
+    @extend_schema(request=RerunSerializer, responses={201: TaskSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        """A new task, linked to this one, of its failed and errored cases or of all of them."""
+        choice = RerunSerializer(data=request.data)
+        choice.is_valid(raise_exception=True)
+        task = services.task_rerun(
+            task=self._task_for_change(pk), user=request.user, which=choice.validated_data["cases"]
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
 
@@ -166,3 +210,10 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = CaseFilter
     search_fields = ["name"]
     ordering_fields = ["id", "name", "status", "started_at", "finished_at"]
+
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"], renderer_classes=[PlainTextRenderer])
+    def log(self, request, pk=None):
+        """The case's output (stdout and stderr); when long, its last 64 KiB."""
+        case = get_object_or_404(Case.objects.only("log"), pk=pk)
+        return HttpResponse(case.log, content_type="text/plain; charset=utf-8")

@@ -9,7 +9,8 @@ from nodes.models import Node
 
 class TaskQuerySet(models.QuerySet):
     def unfinished(self):
-        return self.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING])
+        """Tasks without their report yet: the report closes a task."""
+        return self.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.CANCELLING])
 
     def with_case_counts(self):
         """Annotate cases_total and cases_<status> in the same query as the tasks."""
@@ -21,6 +22,7 @@ class Task(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
+        CANCELLING = "cancelling", "Cancelling"
         FINISHED = "finished", "Finished"
         CANCELLED = "cancelled", "Cancelled"
 
@@ -36,8 +38,10 @@ class Task(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="testhub_tasks"
     )
+    case_timeout = models.PositiveIntegerField(help_text="Seconds one case may run; the tool's timeout by default.")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -48,10 +52,6 @@ class Task(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.name}"
-
-    @property
-    def is_done(self) -> bool:
-        return self.status in (self.Status.FINISHED, self.Status.CANCELLED)
 
 
 class Case(models.Model):

@@ -1,12 +1,26 @@
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from catalog.models import Product, ProductTool, TestTool
 from execution.models import Case, Task
 from nodes.capabilities import capability_queue
-from nodes.models import Node
-from testhub.errors import DomainError, NoCapableNode
+from nodes.models import InstallState, Node, NodeTool
+from nodes.services import worker_queues_sync
+from testhub import broker
+from testhub.errors import Conflict, DomainError, NoCapableNode
+from worker.protocol import CONTROL_QUEUE, CaseJob, message_priority
+
+logger = logging.getLogger(__name__)
 
 
 def capability_require_online(*, product: Product, tool: TestTool) -> None:
@@ -25,15 +39,286 @@ def capability_require_online(*, product: Product, tool: TestTool) -> None:
 
 
 def task_submit(
-    *, user: AbstractBaseUser, name: str, product: Product, tool: TestTool, case_names: list[str], priority: int
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    product: Product,
+    tool: TestTool,
+    case_names: list[str],
+    priority: int,
+    case_timeout: int | None = None,
+    rerun_of: Task | None = None,
 ) -> Task:
-    """Write a task and its cases in one transaction. Case names must already be unique and non-empty."""
+    """Write a task and its cases in one transaction; the chord is published after commit, by the control worker.
+
+    Case names must already be unique and non-empty (the API checks them and says which repeat).
+    """
+    from execution.tasks import dispatch_task
+
     if not ProductTool.objects.filter(product=product, tool=tool).exists():
         raise DomainError(f"{tool} is not linked to {product}; pick one of the product's tools.")
     if len(case_names) > settings.TESTHUB_MAX_CASES_PER_TASK:
         raise DomainError(f"A task holds at most {settings.TESTHUB_MAX_CASES_PER_TASK} cases; split the list.")
     capability_require_online(product=product, tool=tool)
     with transaction.atomic():
-        task = Task.objects.create(name=name, created_by=user, product=product, tool=tool, priority=priority)
+        task = Task.objects.create(
+            name=name,
+            created_by=user,
+            product=product,
+            tool=tool,
+            priority=priority,
+            case_timeout=case_timeout or tool.case_timeout,
+            rerun_of=rerun_of,
+        )
         Case.objects.bulk_create([Case(task=task, name=case_name) for case_name in case_names], batch_size=5000)
+        transaction.on_commit(lambda: dispatch_task.delay(task.pk))
     return task
+
+
+def _jobs(task: Task, cases) -> list[dict]:
+    return [
+        CaseJob(
+            case_id=case_id,
+            task_id=task.pk,
+            case_name=case_name,
+            product=task.product.name,
+            product_version=task.product.version,
+            tool=task.tool.name,
+            tool_version=task.tool.version,
+            command=task.tool.command_template,
+            timeout=task.case_timeout,
+            max_attempts=settings.TESTHUB_CASE_MAX_ATTEMPTS,
+        ).to_message()
+        for case_id, case_name in cases
+    ]
+
+
+def _publish(task: Task) -> int:
+    """Publish a chord of the task's queued cases; returns how many."""
+    cases = list(task.cases.filter(status=Case.Status.QUEUED).order_by("pk").values_list("pk", "name"))
+    if not cases:
+        return 0
+    broker.publish_case_chord(
+        task_id=task.pk,
+        queue=capability_queue(product=task.product, tool=task.tool),
+        priority=message_priority(task.priority),
+        jobs=_jobs(task, cases),
+    )
+    logger.info("task %s: published %s cases", task.pk, len(cases))
+    return len(cases)
+
+
+def task_dispatch(*, task_id: int) -> bool:
+    """Publish the task's chord once: a redelivered dispatch message finds the claim taken and does nothing."""
+    claimed = Task.objects.filter(pk=task_id, dispatched_at__isnull=True, status=Task.Status.QUEUED).update(
+        dispatched_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    task = Task.objects.select_related("product", "tool").get(pk=task_id)
+    if _publish(task) == 0:
+        transaction.on_commit(lambda: report_enqueue(task.pk))
+    return True
+
+
+def report_enqueue(task_id: int) -> None:
+    # By name: reporting builds on execution, not the other way round.
+    current_app.send_task("reporting.build_report", args=(task_id,), queue=CONTROL_QUEUE)
+
+
+# --- recording what the workers report -------------------------------------------------------------
+
+
+@dataclass
+class RecordingOutcome:
+    tasks_to_report: set[int]
+
+
+def _node_ids(names: set[str]) -> dict[str, int]:
+    return dict(Node.objects.filter(name__in=names).values_list("name", "pk"))
+
+
+def events_record(*, events: list[dict]) -> RecordingOutcome:
+    """Apply a batch of worker events in one transaction. Every write is conditional, so a redelivered
+    or late event changes nothing: a case is started while queued or running, and ended once."""
+    nodes = _node_ids({event["node"] for event in events})
+    heartbeats: dict[str, dict] = {}
+    started_tasks: dict[int, datetime] = {}
+    finished_tasks: set[int] = set()
+    failed_installs = []
+    with transaction.atomic():
+        for event in events:
+            if event.get("type") == "heartbeat":
+                heartbeats[event["node"]] = event
+                continue
+            node_id, at = nodes.get(event["node"]), parse_datetime(event["at"])
+            unfinished = Case.objects.filter(pk=event["case_id"], status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
+            if event["kind"] == "started":
+                running = {"status": Case.Status.RUNNING, "node_id": node_id, "started_at": at}
+                if unfinished.update(**running, attempts=F("attempts") + 1):
+                    started_tasks.setdefault(event["task_id"], at)
+            elif event["kind"] == "finished":
+                started = parse_datetime(event["started_at"]) if event.get("started_at") else None
+                ended = {"status": event["status"], "exit_code": event.get("exit_code"), "finished_at": at}
+                if node_id is not None:
+                    ended["node_id"] = node_id
+                unfinished.update(**ended, started_at=Coalesce(F("started_at"), started), log=event.get("log", ""))
+                finished_tasks.add(event["task_id"])
+            elif event["kind"] == "infra_error":
+                unfinished.filter(status=Case.Status.RUNNING).update(
+                    status=Case.Status.QUEUED, log=f"[TestHub: retrying elsewhere] {event['reason']}\n"
+                )
+                failed_installs.append((event, node_id))
+        for task_id, at in started_tasks.items():
+            Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(status=Task.Status.RUNNING, started_at=at)
+        for event, node_id in failed_installs:
+            _install_mark_failed(
+                task_id=event["task_id"], node_id=node_id, reason=event["reason"], queue=event["queue"]
+            )
+        _heartbeats_record(heartbeats)
+        done = set(
+            Task.objects.filter(pk__in=finished_tasks)
+            .exclude(cases__status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
+            .values_list("pk", flat=True)
+        )
+    return RecordingOutcome(tasks_to_report=done)
+
+
+def _install_mark_failed(*, task_id: int, node_id: int | None, reason: str, queue: str) -> None:
+    """The node could not run what it claims to have: take it out of the capability until it is fixed."""
+    task = Task.objects.filter(pk=task_id).values("product_id", "tool_id").first()
+    if node_id is None or task is None:
+        return
+    marked = NodeTool.objects.filter(
+        node_product__node_id=node_id, node_product__product_id=task["product_id"], tool_id=task["tool_id"]
+    ).update(state=InstallState.FAILED, state_message=reason[:1000])
+    if marked:
+        node_name = Node.objects.values_list("name", flat=True).get(pk=node_id)
+        transaction.on_commit(lambda: broker.cancel_consumer(node=node_name, queue=queue))
+
+
+def _heartbeats_record(heartbeats: dict[str, dict]) -> None:
+    for node in Node.objects.filter(name__in=heartbeats):
+        beat = heartbeats[node.name]
+        nodes = Node.objects.filter(pk=node.pk)
+        nodes.update(last_heartbeat=parse_datetime(beat["at"]), worker_version=beat["version"][:40])
+        nodes.filter(status__in=[Node.Status.UNKNOWN, Node.Status.OFFLINE]).update(
+            status=Node.Status.ONLINE, status_reason=""
+        )
+        worker_queues_sync(node=node, consumed=beat["queues"])
+
+
+# --- cancel and rerun ---------------------------------------------------------------------------------
+
+
+def task_cancel(*, task: Task) -> Task:
+    """Queued cases never start, running ones are stopped by their workers, and the report says cancelled."""
+    if task.status not in (Task.Status.QUEUED, Task.Status.RUNNING):
+        raise Conflict(f"Task {task.pk} is {task.status}; only queued or running tasks can be cancelled.")
+    broker.flag_cancelled(task.pk)  # first, so a worker that picks a case up from now on skips it
+    with transaction.atomic():
+        Task.objects.filter(pk=task.pk).update(status=Task.Status.CANCELLING)
+        task.cases.filter(status=Case.Status.QUEUED).update(status=Case.Status.CANCELLED, finished_at=timezone.now())
+        if not task.cases.filter(status=Case.Status.RUNNING).exists():
+            transaction.on_commit(lambda: report_enqueue(task.pk))
+    task.refresh_from_db(fields=["status"])
+    return task
+
+
+def task_rerun(*, task: Task, user: AbstractBaseUser, which: str) -> Task:
+    """A new task of the old one's failed and errored cases (which="failed") or of all of them ("all")."""
+    cases = task.cases.order_by("pk")
+    if which == "failed":
+        cases = cases.filter(status__in=[Case.Status.FAILED, Case.Status.ERROR])
+    names = list(cases.values_list("name", flat=True))
+    if not names:
+        raise Conflict(f"Task {task.pk} has no {which} cases to run again.")
+    return task_submit(
+        user=user,
+        name=f"{task.name} (rerun of #{task.pk})",
+        product=task.product,
+        tool=task.tool,
+        case_names=names,
+        priority=task.priority,
+        case_timeout=task.case_timeout,
+        rerun_of=task,
+    )
+
+
+# --- reconciling: the database is the truth, the chord only a fast path ----------------------------------
+
+
+@dataclass
+class Reconciled:
+    dispatched: list[int]
+    redispatched: list[int]
+    reported: list[int]
+    requeued_cases: int
+    nodes_offline: list[str]
+
+
+def nodes_mark_offline(*, now: datetime) -> list[str]:
+    stale = Node.objects.filter(
+        status=Node.Status.ONLINE,
+        last_heartbeat__lt=now - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS),
+    )
+    names = list(stale.values_list("name", flat=True))
+    stale.update(status=Node.Status.OFFLINE, status_reason="The worker stopped sending heartbeats.")
+    return names
+
+
+def _stalled_without_capable_node(task: Task, *, since: datetime) -> bool:
+    """No online node can run the task's cases, and none of them has moved since `since`."""
+    if Node.objects.capable_of(product=task.product, tool=task.tool).online().exists():
+        return False
+    moved = task.cases.filter(Q(started_at__gte=since) | Q(finished_at__gte=since)).exists()
+    return not moved and task.dispatched_at is not None and task.dispatched_at < since
+
+
+def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) -> Reconciled:
+    """Finish every task whose chord can no longer finish by itself.
+
+    - never dispatched (the dispatch message was lost): dispatch it;
+    - dispatched, but its chord is gone from Redis (publisher died, Redis restarted empty, keys expired):
+      put its running cases back in the queue and publish a new chord of what is queued (a case that
+      was in fact still running and ends later is recorded once: the first end wins);
+    - stalled because no online node can run it any more: end its open cases as errors;
+    - all cases ended but no report (callback lost): build the report.
+    Tasks younger than the grace period are left alone: their dispatch may still be under way.
+    """
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
+    outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
+    for task in Task.objects.unfinished().select_related("product", "tool"):
+        open_cases = task.cases.filter(status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
+        if task.status == Task.Status.CANCELLING:
+            lost = open_cases.exclude(node__status=Node.Status.ONLINE)
+            lost.update(status=Case.Status.CANCELLED, finished_at=now)
+        if not open_cases.exists():
+            report_enqueue(task.pk)
+            outcome.reported.append(task.pk)
+            continue
+        if task.dispatched_at is None:
+            if task.created_at < now - grace and task_dispatch(task_id=task.pk):
+                outcome.dispatched.append(task.pk)
+            continue
+        if _stalled_without_capable_node(task, since=now - grace):
+            queue = capability_queue(product=task.product, tool=task.tool)
+            broker.flag_cancelled(task.pk)  # leftover messages are skipped if a node comes back
+            open_cases.update(
+                status=Case.Status.ERROR,
+                finished_at=now,
+                log=f"[TestHub: no online node can run {queue}; the case was not run]\n",
+            )
+            report_enqueue(task.pk)
+            outcome.reported.append(task.pk)
+            continue
+        if task.dispatched_at > now - grace or broker.dispatch_marker_exists(task.pk):
+            continue
+        with transaction.atomic():
+            outcome.requeued_cases += open_cases.filter(status=Case.Status.RUNNING).update(status=Case.Status.QUEUED)
+            Task.objects.filter(pk=task.pk).update(dispatched_at=now)
+        logger.warning("task %s: chord lost from Redis; publishing its queued cases again", task.pk)
+        _publish(task)
+        outcome.redispatched.append(task.pk)
+    return outcome

@@ -97,6 +97,11 @@ class NodeAdmin(admin.ModelAdmin):
     def product_count(self, node):
         return node.product_count
 
+    def save_related(self, request, form, formsets, change):
+        queues_before = services.node_capability_queues(node=form.instance)
+        super().save_related(request, form, formsets, change)
+        services.worker_queues_sync(node=form.instance, consumed=queues_before)
+
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
         if formset.model is not NodeProduct:

@@ -56,6 +56,7 @@ class Node(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN, db_index=True)
     status_reason = models.CharField(max_length=500, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
+    worker_version = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

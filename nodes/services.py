@@ -1,11 +1,16 @@
+import logging
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from catalog.models import Product, ProductTool, TestTool
+from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
+from testhub import broker
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,6 +94,7 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
 
     with transaction.atomic():
         Node.objects.select_for_update().filter(pk=node.pk).first()  # one writer per node at a time
+        queues_before = node_capability_queues(node=node)
         node.installs.exclude(product__in=[i.product for i in installs]).delete()
         for install in installs:
             node_product, created = NodeProduct.objects.get_or_create(
@@ -100,6 +106,7 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
                 node_product.install_path = install.install_path
                 node_product.save(update_fields=["install_path", "updated_at"])
             node_product_tools_set(node_product=node_product, tools=install.tools)
+        worker_queues_sync(node=node, consumed=queues_before)
 
 
 def node_product_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall]) -> None:
@@ -112,3 +119,35 @@ def node_product_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall
             defaults={"install_path": tool_install.install_path},
             create_defaults={"install_path": tool_install.install_path, "state": InstallState.INSTALLED},
         )
+
+
+def node_capability_queues(*, node: Node) -> set[str]:
+    """The capability queues a node's worker should consume: every installed product/tool pair."""
+    installed = NodeTool.objects.filter(
+        node_product__node=node, node_product__state=InstallState.INSTALLED, state=InstallState.INSTALLED
+    ).select_related("node_product__product", "tool")
+    return {capability_queue(product=install.node_product.product, tool=install.tool) for install in installed}
+
+
+def worker_queues_sync(*, node: Node, consumed) -> None:
+    """After commit, tell the node's running worker which capability queues to add or cancel.
+
+    Called when installs change, and on every heartbeat with the queues the worker reports, so a
+    command lost while the broker or the worker was away is repaired within seconds.
+    """
+    expected = node_capability_queues(node=node)
+    consumed = {queue for queue in consumed if queue.startswith("cap.")}
+    to_add, to_cancel = expected - consumed, consumed - expected
+    if not (to_add or to_cancel):
+        return
+
+    def tell_worker():
+        try:
+            for queue in sorted(to_add):
+                broker.add_consumer(node=node.name, queue=queue)
+            for queue in sorted(to_cancel):
+                broker.cancel_consumer(node=node.name, queue=queue)
+        except Exception:  # the next heartbeat repairs it; an install must not fail for it
+            logger.warning("could not reach node %s's worker to change its queues", node.name, exc_info=True)
+
+    transaction.on_commit(tell_worker)

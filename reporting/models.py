@@ -25,6 +25,7 @@ class Report(models.Model):
         help_text="passed / (passed + failed) x 100; errors and cases that never ran are counted apart.",
     )
     duration_seconds = models.FloatField(null=True, blank=True)
+    by_node = models.JSONField(default=list, blank=True, help_text="Per node: name, passed, failed, errors, total.")
     file = models.FileField(upload_to="reports/%Y/%m/", blank=True, max_length=300)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -161,6 +161,20 @@ TESTHUB_DEFAULT_INSTALL_ROOT = env_str("TESTHUB_DEFAULT_INSTALL_ROOT", "/opt/tes
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Scheduling. The visibility timeout must be longer than the longest case and the same on every worker
+# (python -m worker --visibility-timeout): a case unacknowledged for longer is handed to another worker.
+TESTHUB_VISIBILITY_TIMEOUT = env_int("TESTHUB_VISIBILITY_TIMEOUT", 4 * 3600)
+TESTHUB_MAX_CASE_TIMEOUT = TESTHUB_VISIBILITY_TIMEOUT - 300
+# Chord results and counters live this long: longer than the longest task takes from submit to report.
+TESTHUB_RESULT_EXPIRES = env_int("TESTHUB_RESULT_EXPIRES", 7 * 24 * 3600)
+TESTHUB_CASE_MAX_ATTEMPTS = env_int("TESTHUB_CASE_MAX_ATTEMPTS", 3)
+TESTHUB_RECONCILE_SECONDS = env_int("TESTHUB_RECONCILE_SECONDS", 30)
+# A dispatch whose chord is not in Redis this long after it started was cut off (or Redis lost it).
+TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
+TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 15)
+# Where people reach TestHub: links in reports and product test results.
+TESTHUB_PUBLIC_URL = env_str("TESTHUB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

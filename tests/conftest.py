@@ -5,6 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import LabManagerFactory, TesterFactory
+from tests.lab import Lab
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +66,20 @@ def tester(db):
 @pytest.fixture
 def lab_manager(db):
     return LabManagerFactory()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def lab(transactional_db, tmp_path, request):
+    """A real lab: control worker and test-machine workers as processes, stopped after the test."""
+    running = Lab(tmp_path)
+    yield running
+    running.stop()
+    if getattr(request.node, "report_call", None) and request.node.report_call.failed:
+        print(running.logs())

@@ -93,6 +93,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"task{n}")
     product = factory.SubFactory(ProductFactory)
     tool = factory.SubFactory(ToolFactory)
+    case_timeout = 60
     created_by = factory.SubFactory(TesterFactory)
 
 

@@ -1,0 +1,57 @@
+"""The one place the control plane talks to the broker beyond plain task calls.
+
+Publishing chords, markers that show a dispatched chord is still in Redis, cancel flags the
+workers read, and remote control of the workers (add or cancel a queue, ping).
+"""
+
+import logging
+
+from celery import chord
+
+from testhub.celery import app
+from worker.protocol import CANCELLED_KEY, CONTROL_QUEUE, RUN_CASE_TASK, worker_hostname
+
+logger = logging.getLogger(__name__)
+_DISPATCH_KEY = "testhub:dispatch:{task_id}"
+
+
+def _redis():
+    return app.backend.client
+
+
+def publish_case_chord(*, task_id: int, queue: str, priority: int, jobs: list[dict]) -> str:
+    """One run_case message per job on `queue`, then reporting.build_report on the control queue."""
+    header = [app.signature(RUN_CASE_TASK, args=(job,), queue=queue, priority=priority) for job in jobs]
+    callback = app.signature("reporting.build_report", args=(task_id,), queue=CONTROL_QUEUE, immutable=True)
+    result = chord(header)(callback)
+    group_id = result.parent.id if result.parent is not None else result.id
+    _redis().set(_DISPATCH_KEY.format(task_id=task_id), group_id, ex=app.conf.result_expires)
+    return group_id
+
+
+def dispatch_marker_exists(task_id: int) -> bool:
+    """False once Redis has lost the chord (restart without data, expiry) or never got all of it."""
+    return bool(_redis().exists(_DISPATCH_KEY.format(task_id=task_id)))
+
+
+def forget_dispatch(task_id: int) -> None:
+    _redis().delete(_DISPATCH_KEY.format(task_id=task_id))
+
+
+def flag_cancelled(task_id: int) -> None:
+    """Workers check this before they start a case and while it runs."""
+    _redis().set(CANCELLED_KEY.format(task_id=task_id), 1, ex=app.conf.result_expires)
+
+
+def add_consumer(*, node: str, queue: str) -> None:
+    logger.info("telling node %s to consume %s", node, queue)
+    app.control.add_consumer(queue, destination=[worker_hostname(node)], reply=False)
+
+
+def cancel_consumer(*, node: str, queue: str) -> None:
+    logger.info("telling node %s to stop consuming %s", node, queue)
+    app.control.cancel_consumer(queue, destination=[worker_hostname(node)], reply=False)
+
+
+def ping(*, node: str, timeout: float = 1.0) -> bool:
+    return bool(app.control.ping(destination=[worker_hostname(node)], timeout=timeout))

@@ -1,0 +1,38 @@
+"""The control plane's Celery app: dispatch, recording, reports and reconciling run on queue `control`."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testhub.settings")
+
+app = Celery("testhub")
+
+
+def configure(celery_app: Celery) -> None:
+    from django.conf import settings
+
+    from worker.protocol import CONTROL_QUEUE, celery_settings
+
+    celery_app.conf.update(
+        celery_settings(
+            broker_url=settings.REDIS_URL,
+            visibility_timeout=settings.TESTHUB_VISIBILITY_TIMEOUT,
+            result_expires=settings.TESTHUB_RESULT_EXPIRES,
+        )
+    )
+    celery_app.conf.update(
+        task_routes={"execution.*": {"queue": CONTROL_QUEUE}, "reporting.*": {"queue": CONTROL_QUEUE}},
+        beat_schedule={
+            "reconcile": {"task": "execution.reconcile", "schedule": float(settings.TESTHUB_RECONCILE_SECONDS)},
+        },
+        worker_hijack_root_logger=False,
+    )
+
+
+configure(app)
+app.autodiscover_tasks()
+
+from execution.recorder import RecorderStep  # noqa: E402  (needs the app configured first)
+
+app.steps["worker"].add(RecorderStep)

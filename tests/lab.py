@@ -1,0 +1,209 @@
+"""A real lab on this machine: a control worker and test machines, each a worker process of its own.
+
+Everything here starts real processes (Celery workers with the project's code, against the test
+database and this run's Redis db) and stops them when the test ends.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from catalog.models import Product, ProductTool, TestTool
+from nodes import services as node_services
+from nodes.models import Node
+
+PROJECT = Path(__file__).resolve().parent.parent
+LABTOOL = Path(__file__).resolve().parent / "labtool" / "labtool"
+
+
+def wait_for(condition, *, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Lab:
+    """Builds a product, a tool and nodes in the database and on disk, and runs their workers."""
+
+    def __init__(self, root: Path, *, visibility_timeout: int = 3600):
+        self.root = root
+        self.visibility_timeout = visibility_timeout
+        self.processes: list[subprocess.Popen] = []
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.redis = redis.Redis.from_url(settings.REDIS_URL)
+        self._clean_redis()
+        self.product = Product.objects.create(name="calc", version="1.0")
+        self.tool = TestTool.objects.create(
+            name="labtool", version="1", command_template="{tool_path}/labtool {product_path} {case}", case_timeout=60
+        )
+        ProductTool.objects.create(product=self.product, tool=self.tool)
+
+    def _clean_redis(self):
+        lock = self.redis.get("testhub:test-run")
+        self.redis.flushdb()
+        if lock:
+            self.redis.set("testhub:test-run", lock, ex=7200)
+
+    def env(self, **extra) -> dict:
+        return {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "TESTHUB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "TESTHUB_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+
+    def _start(self, argv: list[str], log_name: str, **env) -> subprocess.Popen:
+        log = (self.root / f"{log_name}.log").open("wb")
+        process = subprocess.Popen(
+            argv, cwd=PROJECT, env=self.env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append(process)
+        return process
+
+    def start_control(self, **env) -> subprocess.Popen:
+        """The control worker: dispatch, recording, reports (two processes, like a small deployment)."""
+        process = self._start(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "testhub",
+                "worker",
+                "-Q",
+                "control",
+                "-n",
+                f"control@{self.root.name}",
+                "--concurrency",
+                "2",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            "control",
+            **env,
+        )
+        return process
+
+    def add_node(self, name: str, *, broken: bool = False, slots: int = 1, status=Node.Status.UNKNOWN) -> Node:
+        """A node with calc 1.0 and labtool 1 installed, in the database and in its manifest.
+
+        broken: the manifest says the tool is there, but its folder is missing on the machine.
+        """
+        home = self.root / name
+        product_path, tool_path = home / "products" / "calc-1.0", home / "tools" / "labtool-1"
+        product_path.mkdir(parents=True)
+        (product_path / "VERSION").write_text("calc 1.0\n")
+        if not broken:
+            tool_path.mkdir(parents=True)
+            shutil.copy(LABTOOL, tool_path / "labtool")
+        node = node_services.node_create(name=name, ip="127.0.0.1", username="lab", install_root=str(home), slots=slots)
+        Node.objects.filter(pk=node.pk).update(status=status)
+        node_services.node_installs_set(
+            node=node,
+            installs=[
+                node_services.ProductInstall(
+                    product=self.product,
+                    install_path=str(product_path),
+                    tools=[node_services.ToolInstall(tool=self.tool, install_path=str(tool_path))],
+                )
+            ],
+        )
+        manifest = {
+            "installs": [
+                {
+                    "product": "calc",
+                    "version": "1.0",
+                    "path": str(product_path),
+                    "tools": [{"tool": "labtool", "version": "1", "path": str(tool_path)}],
+                }
+            ]
+        }
+        (home / "manifest.json").write_text(json.dumps(manifest))
+        return node
+
+    def start_worker(self, node: Node) -> subprocess.Popen:
+        home = self.root / node.name
+        process = self._start(
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "--node",
+                node.name,
+                "--broker",
+                settings.REDIS_URL,
+                "--manifest",
+                str(home / "manifest.json"),
+                "--workdir",
+                str(home / "work"),
+                "--slots",
+                str(node.slots),
+                "--visibility-timeout",
+                str(self.visibility_timeout),
+            ],
+            f"worker-{node.name}",
+        )
+        self.workers[node.name] = process
+        return process
+
+    def wait_online(self, *nodes: Node, timeout: float = 30) -> None:
+        names = [node.name for node in nodes]
+        wait_for(
+            lambda: Node.objects.filter(name__in=names, status=Node.Status.ONLINE).count() == len(names),
+            timeout=timeout,
+            message=f"nodes {names} online",
+        )
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """SIGKILL a process and everything in its session, as a crash or a pulled plug would."""
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+    def pool_children(self, process: subprocess.Popen) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}" for path in self.root.glob("*.log")
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill(process)
+        self._clean_redis()

@@ -1,0 +1,65 @@
+"""Start the TestHub worker on a test machine.
+
+    python -m worker --node lab-01 --broker redis://control.lab:6379/0 --manifest /opt/testhub/manifest.json
+
+It consumes the capability queue of every product/tool pair in the manifest, plus `node.<name>`;
+the control plane adds and cancels queues live when installs change.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+from worker import manifest
+from worker.app import create_app
+from worker.protocol import worker_hostname
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--node", required=True, help="the node's name in TestHub")
+    parser.add_argument("--broker", default=os.environ.get("TESTHUB_BROKER_URL"), help="Redis URL of the broker")
+    parser.add_argument("--manifest", default=os.environ.get("TESTHUB_MANIFEST", "/opt/testhub/manifest.json"))
+    parser.add_argument("--workdir", default=os.environ.get("TESTHUB_WORKDIR", str(Path.home() / ".testhub" / "work")))
+    parser.add_argument("--slots", type=int, default=_env_int("TESTHUB_SLOTS", 1), help="cases run at once")
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=_env_int("TESTHUB_VISIBILITY_TIMEOUT", 4 * 3600),
+        help="must equal the control plane's TESTHUB_VISIBILITY_TIMEOUT",
+    )
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    if not args.broker:
+        parser.error("--broker (or TESTHUB_BROKER_URL) is required")
+
+    manifest_path = Path(args.manifest)
+    app = create_app(
+        node=args.node,
+        broker_url=args.broker,
+        manifest_path=manifest_path,
+        workdir=Path(args.workdir),
+        slots=args.slots,
+        visibility_timeout=args.visibility_timeout,
+    )
+    queues = [f"node.{args.node}", *manifest.queues(manifest_path)]
+    app.worker_main(
+        [
+            "worker",
+            f"--hostname={worker_hostname(args.node)}",
+            f"--queues={','.join(queues)}",
+            f"--concurrency={args.slots}",
+            f"--loglevel={args.loglevel}",
+            "--pool=prefork",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

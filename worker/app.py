@@ -1,0 +1,174 @@
+"""The worker's Celery app and its one task, `run_case`."""
+
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from celery import Celery, bootsteps
+from celery.signals import worker_ready
+from kombu import Queue
+
+from worker import __version__, manifest, runner
+from worker.protocol import (
+    CANCELLED_KEY,
+    EVENTS_QUEUE,
+    PROTOCOL_VERSION,
+    RUN_CASE_TASK,
+    CaseEvent,
+    CaseJob,
+    Heartbeat,
+    capability_queue,
+    celery_settings,
+)
+
+logger = logging.getLogger("testhub.worker")
+HEARTBEAT_SECONDS = 5
+_events_queue = Queue(EVENTS_QUEUE, routing_key=EVENTS_QUEUE, durable=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def create_app(
+    *,
+    node: str,
+    broker_url: str,
+    manifest_path: Path,
+    workdir: Path,
+    slots: int = 1,
+    visibility_timeout: int = 4 * 3600,
+    result_expires: int = 7 * 24 * 3600,
+) -> Celery:
+    app = Celery("testhub-worker")
+    app.conf.update(
+        celery_settings(broker_url=broker_url, visibility_timeout=visibility_timeout, result_expires=result_expires)
+    )
+    app.conf.update(
+        testhub_node=node, testhub_manifest=Path(manifest_path), testhub_workdir=Path(workdir), testhub_slots=slots
+    )
+    app.task(name=RUN_CASE_TASK, bind=True)(run_case)
+    app.steps["consumer"].add(HeartbeatStep)
+    return app
+
+
+def publish_event(app: Celery, message: dict) -> None:
+    """Send a report to the control plane through the broker; retried until the broker takes it."""
+    with app.producer_pool.acquire(block=True) as producer:
+        producer.publish(
+            message,
+            exchange="",
+            routing_key=EVENTS_QUEUE,
+            declare=[_events_queue],
+            serializer="json",
+            retry=True,
+            retry_policy={"max_retries": None, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 5},
+        )
+
+
+def _is_cancelled(app: Celery, task_id: int) -> bool:
+    return bool(app.backend.client.exists(CANCELLED_KEY.format(task_id=task_id)))
+
+
+def run_case(self, job: dict) -> dict:
+    """Run one case and report it. A failing or erroring case is a result, never an exception."""
+    app, case = self.app, CaseJob.from_message(job)
+    node = app.conf.testhub_node
+
+    def report(kind: str, **fields) -> None:
+        event = CaseEvent(kind=kind, case_id=case.case_id, task_id=case.task_id, node=node, at=_now(), **fields)
+        publish_event(app, event.to_message())
+
+    def finish(status: str, *, exit_code=None, log="", started_at=None) -> dict:
+        report("finished", status=status, exit_code=exit_code, log=log, started_at=started_at)
+        return {"case": case.case_id, "status": status}
+
+    if _is_cancelled(app, case.task_id):
+        return finish("cancelled")
+    started_at = _now()
+    report("started")
+    queue = capability_queue(
+        product=case.product, product_version=case.product_version, tool=case.tool, tool_version=case.tool_version
+    )
+    workdir = app.conf.testhub_workdir / f"case-{case.case_id}-{self.request.id[:8]}-{self.request.retries}"
+    try:
+        paths = manifest.resolve(
+            app.conf.testhub_manifest,
+            product=case.product,
+            product_version=case.product_version,
+            tool=case.tool,
+            tool_version=case.tool_version,
+        )
+        argv = runner.build_argv(
+            case.command,
+            case=case.case_name,
+            product_path=paths.product_path,
+            tool_path=paths.tool_path,
+            workdir=str(workdir),
+        )
+        outcome = runner.run(
+            argv, workdir=workdir, timeout=case.timeout, should_stop=lambda: _is_cancelled(app, case.task_id)
+        )
+    except (manifest.MissingInstall, runner.CommandNotFound) as problem:
+        reason = f"{node}: {problem}"
+        logger.warning("case %s of task %s: infrastructure error: %s", case.case_id, case.task_id, reason)
+        attempts_left = case.max_attempts - 1 - self.request.retries
+        report("infra_error", reason=reason, queue=queue)
+        _stop_consuming(app, queue=queue, hostname=self.request.hostname)
+        if attempts_left > 0:
+            raise self.retry(countdown=0, max_retries=case.max_attempts - 1) from None
+        log = f"[TestHub: infrastructure error, no attempts left] {reason}\n"
+        return finish("error", log=log, started_at=started_at)
+    return finish(outcome.status, exit_code=outcome.exit_code, log=outcome.log, started_at=started_at)
+
+
+def _stop_consuming(app: Celery, *, queue: str, hostname: str) -> None:
+    """This machine cannot serve the capability: stop taking its cases, so the retry goes to another node.
+
+    Waits for the worker to confirm, so the retried message cannot come straight back here.
+    """
+    try:
+        app.control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=2)
+    except Exception:
+        logger.warning("could not stop consuming %s", queue, exc_info=True)
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """Tell the control plane every few seconds that this node is alive, what it runs and which queues it reads."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, consumer, **kwargs):
+        super().__init__(consumer, **kwargs)
+        self.timer_ref = None
+
+    def start(self, consumer):
+        self.send(consumer)
+        self.timer_ref = consumer.timer.call_repeatedly(HEARTBEAT_SECONDS, self.send, (consumer,), priority=10)
+
+    def stop(self, consumer):
+        if self.timer_ref:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+    def send(self, consumer):
+        app = consumer.app
+        queues = sorted(queue.name for queue in consumer.task_consumer.queues) if consumer.task_consumer else []
+        beat = Heartbeat(
+            node=app.conf.testhub_node,
+            at=_now(),
+            version=__version__,
+            protocol=PROTOCOL_VERSION,
+            slots=app.conf.testhub_slots,
+            queues=queues,
+        )
+        try:
+            publish_event(app, beat.to_message())
+        except Exception:  # a missed heartbeat must never stop the worker
+            logger.exception("heartbeat not sent")
+
+
+@worker_ready.connect
+def _announce(sender=None, **kwargs):
+    logger.info("TestHub worker %s ready (pid %s)", sender.hostname if sender else "?", os.getpid())

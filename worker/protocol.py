@@ -1,0 +1,137 @@
+"""What the control plane and the workers say to each other: queue names, jobs and events.
+
+This module is shared by both sides and imports nothing from either.
+Bump PROTOCOL_VERSION when a message shape changes incompatibly: the control plane
+refuses to route work to a worker that reports an older one.
+"""
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+
+PROTOCOL_VERSION = 1
+
+RUN_CASE_TASK = "testhub.run_case"
+CONTROL_QUEUE = "control"
+EVENTS_QUEUE = "testhub.events"
+WORKER_HOSTNAME_PREFIX = "testhub@"
+CANCELLED_KEY = "testhub:cancelled:{task_id}"
+
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9._]+")
+
+
+def slug(text: str) -> str:
+    """Lowercase ASCII letters, digits, '.', '_' and '-' only: safe in queue names and paths."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NOT_NAME_CHARS.sub("-", ascii_text.lower()).strip("-.")
+
+
+def capability_queue(*, product: str, product_version: str, tool: str, tool_version: str) -> str:
+    """`cap.<product>-<version>.<tool>-<version>`: readable in Flower and stable while work is queued.
+
+    Slugs hold no control characters, so the Redis transport's priority separator never occurs in them.
+    """
+    return f"cap.{slug(f'{product}-{product_version}')}.{slug(f'{tool}-{tool_version}')}"
+
+
+def worker_hostname(node: str) -> str:
+    return f"{WORKER_HOSTNAME_PREFIX}{node}"
+
+
+def message_priority(task_priority: int) -> int:
+    """Task priority 0 (lowest) to 9 (highest) as a Redis transport priority, where 0 is served first."""
+    return 9 - task_priority
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """One `run_case` message: everything a worker needs to run one case, nothing secret."""
+
+    case_id: int
+    task_id: int
+    case_name: str
+    product: str
+    product_version: str
+    tool: str
+    tool_version: str
+    command: str
+    timeout: int
+    max_attempts: int = 3
+
+    def to_message(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, message: dict) -> "CaseJob":
+        return cls(**{name: message[name] for name in cls.__dataclass_fields__ if name in message})
+
+
+@dataclass
+class CaseEvent:
+    """A worker's report about one case, sent to EVENTS_QUEUE for the control plane to record.
+
+    kind: "started", "finished" (status passed/failed/error/cancelled) or "infra_error"
+    (the machine could not run the case; it is retried elsewhere while attempts remain).
+    """
+
+    kind: str
+    case_id: int
+    task_id: int
+    node: str
+    at: str
+    status: str = ""
+    exit_code: int | None = None
+    started_at: str | None = None
+    log: str = ""
+    reason: str = ""
+    queue: str = ""
+
+    def to_message(self) -> dict:
+        return {"type": "case", **asdict(self)}
+
+
+@dataclass
+class Heartbeat:
+    node: str
+    at: str
+    version: str
+    protocol: int
+    slots: int
+    queues: list[str] = field(default_factory=list)
+
+    def to_message(self) -> dict:
+        return {"type": "heartbeat", **asdict(self)}
+
+
+def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires: int) -> dict:
+    """The Celery settings both sides must share, so that redelivery and priorities agree everywhere.
+
+    visibility_timeout: seconds before Redis hands an unacknowledged case to another worker; it must be
+    longer than the longest case, or a case still running would start a second time.
+    result_expires: how long chord results and counters live; longer than the longest task takes.
+    """
+    transport = {
+        "visibility_timeout": visibility_timeout,
+        "queue_order_strategy": "priority",
+        "priority_steps": list(range(10)),
+    }
+    return {
+        "broker_url": broker_url,
+        "result_backend": broker_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "result_expires": result_expires,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_default_queue": CONTROL_QUEUE,
+        "task_create_missing_queues": True,
+        "task_default_priority": message_priority(5),
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+    }

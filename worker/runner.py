@@ -1,0 +1,97 @@
+"""Run one case's command: an argument list (never a shell), its own folder, a timeout, a bounded log."""
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_LIMIT_BYTES = 64 * 1024
+_POLL_SECONDS = 0.2
+
+
+class CommandNotFound(Exception):
+    """The tool's executable is not on this machine: an infrastructure error."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # passed, failed, error (timeout) or cancelled
+    exit_code: int | None
+    log: str
+
+
+def build_argv(template: str, **values: str) -> list[str]:
+    """Split the template first, then fill each argument: a value never becomes more than one argument."""
+    return [argument.format(**values) for argument in shlex.split(template)]
+
+
+def _tail(path: Path, limit: int) -> str:
+    size = path.stat().st_size
+    with path.open("rb") as log_file:
+        if size > limit:
+            log_file.seek(size - limit)
+        data = log_file.read()
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:
+        return f"[... {size - limit} earlier bytes cut; the last {limit} bytes follow ...]\n" + text
+    return text
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def run(
+    argv: list[str],
+    *,
+    workdir: Path,
+    timeout: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    log_limit: int = LOG_LIMIT_BYTES,
+) -> Outcome:
+    """Run argv in a fresh `workdir` (removed afterwards); kill the whole process group on timeout or stop."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir.parent / f"{workdir.name}.log"
+    try:
+        with log_path.open("wb") as log_file:
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group, so the whole tree can be killed
+                )
+            except (FileNotFoundError, PermissionError) as error:
+                raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None
+            deadline = time.monotonic() + timeout
+            status = None
+            while process.poll() is None:
+                if time.monotonic() >= deadline:
+                    status = "error"
+                    _kill_tree(process)
+                    break
+                if should_stop():
+                    status = "cancelled"
+                    _kill_tree(process)
+                    break
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=_POLL_SECONDS)
+        log = _tail(log_path, log_limit)
+        if status == "error":
+            return Outcome("error", None, log + f"\n[TestHub: timed out after {timeout:g} s; process tree killed]\n")
+        if status == "cancelled":
+            return Outcome("cancelled", None, log + "\n[TestHub: cancelled; process tree killed]\n")
+        return Outcome("passed" if process.returncode == 0 else "failed", process.returncode, log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        log_path.unlink(missing_ok=True)

@@ -289,6 +289,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     now = now or timezone.now()
     grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
+    broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
         open_cases = task.cases.filter(status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
         if task.status == Task.Status.CANCELLING:

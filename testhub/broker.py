@@ -38,6 +38,16 @@ def forget_dispatch(task_id: int) -> None:
     _redis().delete(_DISPATCH_KEY.format(task_id=task_id))
 
 
+def restore_expired_unacked() -> None:
+    """Hand out again the case messages held by workers that died (unacked past the visibility timeout).
+
+    Kombu does this by itself from each consumer, but only every 100 s or so; the reconciler calls this
+    so a case lost with its machine comes back within one reconcile interval.
+    """
+    with app.connection_for_read() as connection:
+        connection.default_channel.qos.restore_visible(num=10_000)
+
+
 def flag_cancelled(task_id: int) -> None:
     """Workers check this before they start a case and while it runs."""
     _redis().set(CANCELLED_KEY.format(task_id=task_id), 1, ex=app.conf.result_expires)

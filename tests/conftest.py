@@ -77,9 +77,20 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def lab(transactional_db, tmp_path, request):
-    """A real lab: control worker and test-machine workers as processes, stopped after the test."""
-    running = Lab(tmp_path)
+    """A real lab: control worker and test-machine workers as processes, stopped after the test.
+
+    @pytest.mark.lab(visibility_timeout=N) shortens the time Redis waits before it hands out again
+    a case whose worker died, here and in the lab's processes alike.
+    """
+    from testhub.celery import app
+
+    marker = request.node.get_closest_marker("lab")
+    visibility_timeout = marker.kwargs.get("visibility_timeout", 3600) if marker else 3600
+    transport = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {**transport, "visibility_timeout": visibility_timeout}
+    running = Lab(tmp_path, visibility_timeout=visibility_timeout)
     yield running
     running.stop()
+    app.conf.broker_transport_options = transport
     if getattr(request.node, "report_call", None) and request.node.report_call.failed:
         print(running.logs())

@@ -4,6 +4,7 @@ Everything here starts real processes (Celery workers with the project's code, a
 database and this run's Redis db) and stops them when the test ends.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -179,20 +180,33 @@ class Lab:
 
     def kill(self, process: subprocess.Popen) -> None:
         """SIGKILL a process and everything in its session, as a crash or a pulled plug would."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
 
     def pool_children(self, process: subprocess.Popen) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout
         return [int(pid) for pid in out.split()]
 
+    def restart_redis_empty(self) -> None:
+        """What a Redis restart without persistence does to this run: every connection drops, every key is gone.
+
+        Done on this run's db index only (the server is shared): drop its clients, then empty it.
+        """
+        mine = [
+            c["id"]
+            for c in self.redis.client_list()
+            if int(c.get("db", -1)) == self.redis.connection_pool.connection_kwargs.get("db", 0)
+        ]
+        self._clean_redis()
+        for client_id in mine:
+            with contextlib.suppress(redis.ResponseError):
+                self.redis.client_kill_filter(_id=client_id, skipme=True)
+        self._clean_redis()
+
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}" for path in self.root.glob("*.log")
-        )
+        logs = sorted(self.root.glob("*.log"))
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-6000:]}" for path in logs)
 
     def stop(self) -> None:
         for process in self.processes:

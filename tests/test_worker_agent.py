@@ -1,0 +1,115 @@
+"""The worker agent's own parts, without a broker: argument building, running, the manifest, queue names."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from worker import manifest, runner
+from worker.protocol import capability_queue, message_priority
+
+
+def test_a_case_name_with_shell_syntax_stays_one_argument():
+    argv = runner.build_argv("{tool_path}/run --case {case}", tool_path="/opt/t", case="a b; rm -rf /")
+    assert argv == ["/opt/t/run", "--case", "a b; rm -rf /"]
+
+
+def test_an_exit_code_of_zero_passes_and_anything_else_fails(tmp_path):
+    assert runner.run(["true"], workdir=tmp_path / "a", timeout=5).status == "passed"
+    failed = runner.run(["sh", "-c", "echo broken >&2; exit 3"], workdir=tmp_path / "b", timeout=5)
+    assert (failed.status, failed.exit_code) == ("failed", 3)
+    assert "broken" in failed.log
+
+
+def test_a_timeout_is_an_error_and_kills_the_whole_process_tree(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    outcome = runner.run(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], workdir=tmp_path / "w", timeout=1)
+    assert outcome.status == "error" and "timed out" in outcome.log
+    assert time.monotonic() - started < 10
+    child = int(pid_file.read_text())
+    time.sleep(0.2)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its new parent to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_stop_request_kills_the_case_and_reports_it_cancelled(tmp_path):
+    outcome = runner.run(["sleep", "60"], workdir=tmp_path / "w", timeout=60, should_stop=lambda: True)
+    assert outcome.status == "cancelled"
+
+
+def test_each_case_runs_in_a_folder_of_its_own_that_is_removed_afterwards(tmp_path):
+    workdir = tmp_path / "case-1"
+    outcome = runner.run(["pwd"], workdir=workdir, timeout=5)
+    assert outcome.log.strip() == str(workdir)
+    assert not workdir.exists()
+
+
+def test_a_long_log_keeps_its_last_bytes(tmp_path):
+    outcome = runner.run(["sh", "-c", "seq 1 100000"], workdir=tmp_path / "w", timeout=10, log_limit=1000)
+    assert outcome.log.startswith("[...") and outcome.log.rstrip().endswith("100000")
+    assert len(outcome.log) < 1200
+
+
+def test_a_missing_executable_is_an_infrastructure_error(tmp_path):
+    with pytest.raises(runner.CommandNotFound):
+        runner.run([str(tmp_path / "nope")], workdir=tmp_path / "w", timeout=5)
+
+
+def _manifest(tmp_path, product_path, tool_path):
+    path = tmp_path / "manifest.json"
+    path.write_text(
+        json.dumps(
+            {
+                "installs": [
+                    {
+                        "product": "calc",
+                        "version": "1.0",
+                        "path": str(product_path),
+                        "tools": [{"tool": "pytest", "version": "8", "path": str(tool_path)}],
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+def test_the_manifest_resolves_install_paths_and_names_its_queues(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "t").mkdir()
+    path = _manifest(tmp_path, tmp_path / "p", tmp_path / "t")
+    paths = manifest.resolve(path, product="calc", product_version="1.0", tool="pytest", tool_version="8")
+    assert paths.product_path == str(tmp_path / "p")
+    assert manifest.queues(path) == ["cap.calc-1.0.pytest-8"]
+
+
+def test_an_install_missing_on_disk_is_an_infrastructure_error(tmp_path):
+    (tmp_path / "p").mkdir()
+    path = _manifest(tmp_path, tmp_path / "p", tmp_path / "gone")
+    with pytest.raises(manifest.MissingInstall, match="not on this machine"):
+        manifest.resolve(path, product="calc", product_version="1.0", tool="pytest", tool_version="8")
+
+
+def test_a_product_not_in_the_manifest_is_an_infrastructure_error(tmp_path):
+    with pytest.raises(manifest.MissingInstall, match="not installed here"):
+        manifest.resolve(tmp_path / "none.json", product="x", product_version="1", tool="y", tool_version="1")
+
+
+def test_queue_names_are_readable_and_free_of_control_characters():
+    queue = capability_queue(product="Calc Pro", product_version="2.1 beta", tool="PyTest", tool_version="8.4")
+    assert queue == "cap.calc-pro-2.1-beta.pytest-8.4"
+    assert all(32 < ord(char) < 127 for char in queue)
+
+
+def test_a_higher_task_priority_is_a_message_priority_redis_serves_first():
+    assert message_priority(9) < message_priority(0)

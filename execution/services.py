@@ -6,8 +6,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -138,50 +137,72 @@ def _node_ids(names: set[str]) -> dict[str, int]:
     return dict(Node.objects.filter(name__in=names).values_list("name", "pk"))
 
 
+_OPEN = (Case.Status.QUEUED, Case.Status.RUNNING)
+_RECORDED_FIELDS = ["status", "node_id", "attempts", "exit_code", "started_at", "finished_at", "log"]
+
+
+def _apply(case: Case, event: dict, node_id: int | None) -> bool:
+    """Apply one event to a case that is still open; False when it changes nothing."""
+    at = parse_datetime(event["at"])
+    if event["kind"] == "started":
+        case.status, case.node_id, case.started_at = Case.Status.RUNNING, node_id, at
+        case.attempts += 1
+    elif event["kind"] == "finished":
+        case.status, case.exit_code, case.finished_at = event["status"], event.get("exit_code"), at
+        case.node_id = node_id or case.node_id
+        case.log = event.get("log", "")
+        if event.get("started_at") and (not event.get("announced") or case.started_at is None):
+            case.started_at = parse_datetime(event["started_at"])
+        if not event.get("announced"):
+            case.attempts += 1  # it ended before it was worth announcing: this is the attempt's only event
+    elif event["kind"] == "infra_error" and case.status == Case.Status.RUNNING:
+        case.status, case.log = Case.Status.QUEUED, f"[TestHub: retrying elsewhere] {event['reason']}\n"
+    else:
+        return False
+    return True
+
+
 def events_record(*, events: list[dict]) -> RecordingOutcome:
-    """Apply a batch of worker events in one transaction. Every write is conditional, so a redelivered
-    or late event changes nothing: a case is started while queued or running, and ended once."""
+    """Apply a batch of worker events in one transaction: two statements for the cases however many.
+
+    Only open cases (queued or running) change, and they are locked while the batch applies: a case is
+    ended once, so a redelivered or late event, or one racing a cancel, changes nothing.
+    """
+    case_events = [event for event in events if event.get("type") == "case"]
+    heartbeats = {event["node"]: event for event in events if event.get("type") == "heartbeat"}
     nodes = _node_ids({event["node"] for event in events})
-    heartbeats: dict[str, dict] = {}
-    started_tasks: dict[int, datetime] = {}
-    finished_tasks: set[int] = set()
-    failed_installs = []
     with transaction.atomic():
-        for event in events:
-            if event.get("type") == "heartbeat":
-                heartbeats[event["node"]] = event
+        open_cases = Case.objects.select_for_update().filter(
+            pk__in={event["case_id"] for event in case_events}, status__in=_OPEN
+        )
+        cases = {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
+        changed, started_tasks, finished_tasks, failed_installs = {}, {}, set(), []
+        for event in case_events:
+            case = cases.get(event["case_id"])
+            if event["kind"] == "infra_error":
+                failed_installs.append((event, nodes.get(event["node"])))
+            if case is None or case.status not in _OPEN or not _apply(case, event, nodes.get(event["node"])):
                 continue
-            node_id, at = nodes.get(event["node"]), parse_datetime(event["at"])
-            unfinished = Case.objects.filter(pk=event["case_id"], status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
-            if event["kind"] == "started":
-                running = {"status": Case.Status.RUNNING, "node_id": node_id, "started_at": at}
-                if unfinished.update(**running, attempts=F("attempts") + 1):
-                    started_tasks.setdefault(event["task_id"], at)
-            elif event["kind"] == "finished":
-                started = parse_datetime(event["started_at"]) if event.get("started_at") else None
-                ended = {"status": event["status"], "exit_code": event.get("exit_code"), "finished_at": at}
-                if node_id is not None:
-                    ended["node_id"] = node_id
-                unfinished.update(**ended, started_at=Coalesce(F("started_at"), started), log=event.get("log", ""))
-                finished_tasks.add(event["task_id"])
-            elif event["kind"] == "infra_error":
-                unfinished.filter(status=Case.Status.RUNNING).update(
-                    status=Case.Status.QUEUED, log=f"[TestHub: retrying elsewhere] {event['reason']}\n"
-                )
-                failed_installs.append((event, node_id))
+            changed[case.pk] = case
+            started_tasks.setdefault(case.task_id, case.started_at)
+            if case.status not in _OPEN:
+                finished_tasks.add(case.task_id)
+        Case.objects.bulk_update(changed.values(), _RECORDED_FIELDS, batch_size=1000)
         for task_id, at in started_tasks.items():
-            Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(status=Task.Status.RUNNING, started_at=at)
+            Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
+                status=Task.Status.RUNNING, started_at=at or timezone.now()
+            )
         for event, node_id in failed_installs:
             _install_mark_failed(
                 task_id=event["task_id"], node_id=node_id, reason=event["reason"], queue=event["queue"]
             )
         _heartbeats_record(heartbeats)
-        done = set(
-            Task.objects.filter(pk__in=finished_tasks)
-            .exclude(cases__status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
-            .values_list("pk", flat=True)
+        still_open = set(
+            Case.objects.filter(task_id__in=finished_tasks, status__in=_OPEN)
+            .values_list("task_id", flat=True)
+            .distinct()
         )
-    return RecordingOutcome(tasks_to_report=done)
+    return RecordingOutcome(tasks_to_report=finished_tasks - still_open)
 
 
 def _install_mark_failed(*, task_id: int, node_id: int | None, reason: str, queue: str) -> None:

@@ -80,14 +80,20 @@ def run_case(self, job: dict) -> dict:
         event = CaseEvent(kind=kind, case_id=case.case_id, task_id=case.task_id, node=node, at=_now(), **fields)
         publish_event(app, event.to_message())
 
+    announced = False
+
+    def announce() -> None:
+        nonlocal announced
+        report("started", started_at=started_at)
+        announced = True
+
     def finish(status: str, *, exit_code=None, log="", started_at=None) -> dict:
-        report("finished", status=status, exit_code=exit_code, log=log, started_at=started_at)
+        report("finished", status=status, exit_code=exit_code, log=log, started_at=started_at, announced=announced)
         return {"case": case.case_id, "status": status}
 
     if _is_cancelled(app, case.task_id):
         return finish("cancelled")
     started_at = _now()
-    report("started")
     queue = capability_queue(
         product=case.product, product_version=case.product_version, tool=case.tool, tool_version=case.tool_version
     )
@@ -108,7 +114,11 @@ def run_case(self, job: dict) -> dict:
             workdir=str(workdir),
         )
         outcome = runner.run(
-            argv, workdir=workdir, timeout=case.timeout, should_stop=lambda: _is_cancelled(app, case.task_id)
+            argv,
+            workdir=workdir,
+            timeout=case.timeout,
+            should_stop=lambda: _is_cancelled(app, case.task_id),
+            on_running=announce,
         )
     except (manifest.MissingInstall, runner.CommandNotFound) as problem:
         reason = f"{node}: {problem}"

@@ -25,13 +25,25 @@ class InstallPaths:
     tool_path: str
 
 
+_cache: dict[Path, tuple[tuple[int, int], list[dict]]] = {}
+
+
 def _read(path: Path) -> list[dict]:
+    """The manifest's installs, parsed again only when the file changes."""
     try:
-        return json.loads(path.read_text()).get("installs", [])
+        stat = path.stat()
     except FileNotFoundError:
         return []
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = _cache.get(path)
+    if cached and cached[0] == version:
+        return cached[1]
+    try:
+        installs = json.loads(path.read_text()).get("installs", [])
     except (ValueError, AttributeError) as error:
         raise MissingInstall(f"The install manifest {path} cannot be read: {error}") from None
+    _cache[path] = (version, installs)
+    return installs
 
 
 def queues(path: Path) -> list[str]:

@@ -72,6 +72,7 @@ class CaseEvent:
 
     kind: "started", "finished" (status passed/failed/error/cancelled) or "infra_error"
     (the machine could not run the case; it is retried elsewhere while attempts remain).
+    A case that ends quickly sends no "started": its "finished" says announced=False and carries started_at.
     """
 
     kind: str
@@ -85,6 +86,7 @@ class CaseEvent:
     log: str = ""
     reason: str = ""
     queue: str = ""
+    announced: bool = False
 
     def to_message(self) -> dict:
         return {"type": "case", **asdict(self)}

@@ -13,6 +13,8 @@ from pathlib import Path
 
 LOG_LIMIT_BYTES = 64 * 1024
 _POLL_SECONDS = 0.2
+# A case that ends sooner is reported once, when it ends: "running" for a moment is not worth a message.
+ANNOUNCE_AFTER_SECONDS = 0.25
 
 
 class CommandNotFound(Exception):
@@ -55,9 +57,13 @@ def run(
     workdir: Path,
     timeout: float,
     should_stop: Callable[[], bool] = lambda: False,
+    on_running: Callable[[], None] = lambda: None,
     log_limit: int = LOG_LIMIT_BYTES,
 ) -> Outcome:
-    """Run argv in a fresh `workdir` (removed afterwards); kill the whole process group on timeout or stop."""
+    """Run argv in a fresh `workdir` (removed afterwards); kill the whole process group on timeout or stop.
+
+    on_running is called once if the command is still running after ANNOUNCE_AFTER_SECONDS.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir.parent / f"{workdir.name}.log"
     try:
@@ -75,7 +81,11 @@ def run(
                 raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None
             deadline = time.monotonic() + timeout
             status = None
-            while process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=min(ANNOUNCE_AFTER_SECONDS, timeout))
+            if process.returncode is None:
+                on_running()
+            while process.returncode is None:
                 if time.monotonic() >= deadline:
                     status = "error"
                     _kill_tree(process)

@@ -1,0 +1,265 @@
+"""Measure TestHub end to end on this machine, against a bare Celery chord in the same run.
+
+    bin/bench --cases 10000 --workers 2
+
+Starts a control worker and N node workers (real processes), submits no-op cases through the API,
+and prints: submit latency, time to the first case running, end-to-end cases per second, the same
+workload as a bare chord with the ratio, the control worker's peak memory, and the time and memory
+to build a report of --report-cases cases.
+"""
+
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from catalog.models import Product, ProductTool, TestTool
+from execution.models import Case, Task
+from nodes import services as node_services
+from nodes.models import Node
+from reporting.models import Report
+
+PROJECT = Path(settings.BASE_DIR)
+
+
+def _wait(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise CommandError(f"timed out waiting for {what}")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process and its children (the prefork pool), in MB."""
+    pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
+    total = 0
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def _build_report_in_child(task_id: int, queue) -> None:
+    from django.db import connections
+
+    from reporting.services import report_build
+
+    connections.close_all()
+    started = time.perf_counter()
+    report_build(task_id=task_id)
+    queue.put((time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+class Command(BaseCommand):
+    help = "Benchmark TestHub end to end against a bare Celery chord (see bin/bench)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--cases", type=int, default=10_000)
+        parser.add_argument("--workers", type=int, default=2)
+        parser.add_argument("--report-cases", type=int, default=100_000)
+
+    def handle(self, *args, cases, workers, report_cases, **options):
+        if connection.vendor != "postgresql":
+            raise CommandError("The benchmark records every case in PostgreSQL: set DATABASE_URL (bin/bench does).")
+        self.redis = redis.Redis.from_url(settings.REDIS_URL)
+        self.root = Path(tempfile.mkdtemp(prefix="testhub-bench-"))
+        self.processes = []
+        try:
+            self._run(cases, workers, report_cases)
+        finally:
+            for process in self.processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in self.processes:
+                process.wait(timeout=30)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _start(self, argv, name):
+        log = (self.root / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            argv, cwd=PROJECT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append(process)
+        return process
+
+    def _lab(self, workers):
+        Task.objects.all().delete()
+        Node.objects.filter(name__startswith="bench-").delete()
+        product, _ = Product.objects.get_or_create(name="bench", version="1")
+        tool, _ = TestTool.objects.get_or_create(
+            name="noop", version="1", defaults={"command_template": "{tool_path}/noop {case}"}
+        )
+        ProductTool.objects.get_or_create(product=product, tool=tool)
+        nodes = []
+        for number in range(1, workers + 1):
+            home = self.root / f"bench-{number}"
+            (home / "product").mkdir(parents=True)
+            (home / "tool").mkdir()
+            (home / "tool" / "noop").symlink_to(shutil.which("true"))
+            node = node_services.node_create(
+                name=f"bench-{number}", ip="127.0.0.1", username="bench", install_root=str(home)
+            )
+            node_services.node_installs_set(
+                node=node,
+                installs=[
+                    node_services.ProductInstall(
+                        product=product,
+                        install_path=str(home / "product"),
+                        tools=[node_services.ToolInstall(tool=tool, install_path=str(home / "tool"))],
+                    )
+                ],
+            )
+            manifest = {
+                "installs": [
+                    {
+                        "product": "bench",
+                        "version": "1",
+                        "path": str(home / "product"),
+                        "tools": [{"tool": "noop", "version": "1", "path": str(home / "tool")}],
+                    }
+                ]
+            }
+            (home / "manifest.json").write_text(json.dumps(manifest))
+            nodes.append(node)
+        return product, tool, nodes
+
+    def _run(self, cases, workers, report_cases):
+        out = self.stdout.write
+        self.redis.flushdb()
+        product, tool, nodes = self._lab(workers)
+        control = self._start(
+            [sys.executable, "-m", "celery", "-A", "testhub", "worker", "-Q", "control", "-n", "control@bench",
+             "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+            "control",
+        )  # fmt: skip
+        for node in nodes:
+            home = self.root / node.name
+            self._start(
+                [sys.executable, "-m", "worker", "--node", node.name, "--broker", settings.REDIS_URL,
+                 "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work"), "--loglevel", "WARNING"],
+                f"worker-{node.name}",
+            )  # fmt: skip
+        _wait(lambda: Node.objects.filter(name__startswith="bench-", status="online").count() == workers, 60, "nodes")
+        time.sleep(1)
+
+        user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
+        api = APIClient(HTTP_HOST="localhost")
+        api.force_authenticate(user)
+
+        def submit(names):
+            body = {"name": "bench", "product": product.pk, "tool": tool.pk, "cases": names}
+            started = time.perf_counter()
+            response = api.post("/api/tasks/", body, format="json")
+            elapsed = time.perf_counter() - started
+            if response.status_code != 201:
+                raise CommandError(f"submit failed: {response.status_code} {response.content[:500]}")
+            return Task.objects.get(pk=response.json()["id"]), elapsed
+
+        warmup, _ = submit([f"warm-{i}" for i in range(20)])
+        _wait(lambda: Task.objects.filter(pk=warmup.pk, status="finished").exists(), 60, "warm-up task")
+        _, small_latency = submit([f"s-{i}" for i in range(10)])
+        _wait(lambda: not Task.objects.unfinished().exists(), 60, "small task")
+
+        submitted_at = timezone.now()
+        task, latency = submit([f"case-{i}" for i in range(cases)])
+        _wait(lambda: Case.objects.filter(task=task, started_at__isnull=False).exists(), 60, "first case")
+        first_start = Case.objects.filter(task=task, started_at__isnull=False).order_by("started_at").first().started_at
+        _wait(lambda: not Case.objects.filter(task=task, status__in=["queued", "running"]).exists(), 3600, "all cases")
+        all_recorded = timezone.now()
+        _wait(lambda: Report.objects.filter(task=task).exists(), 600, "report")
+        testhub_seconds = (all_recorded - submitted_at).total_seconds()
+        control_peak = _peak_rss_mb(control.pid)
+        counted = Case.objects.filter(task=task, status="passed").count()
+
+        bare_seconds = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
+
+        report_seconds, report_mb = self._report_build(report_cases, product, tool, nodes[0])
+
+        rows = [
+            ("cases", cases, ""),
+            ("workers (1 slot each)", workers, ""),
+            ("submit latency, 10 cases", f"{small_latency * 1000:.0f} ms", ""),
+            (f"submit latency, {cases} cases", f"{latency * 1000:.0f} ms", "target <= 300 ms"),
+            ("submit -> first case running", f"{(first_start - submitted_at).total_seconds() * 1000:.0f} ms",
+             "target <= 1000 ms"),
+            ("TestHub end to end", f"{testhub_seconds:.2f} s, {cases / testhub_seconds:.0f} cases/s",
+             f"{counted} cases recorded passed in PostgreSQL"),
+            ("bare Celery chord", f"{bare_seconds:.2f} s, {cases / bare_seconds:.0f} cases/s", "same broker/workers"),
+            ("throughput ratio TestHub / bare", f"{bare_seconds / testhub_seconds:.2f}", "target >= 0.80"),
+            ("control worker peak memory", f"{control_peak:.0f} MB", "main process + pool"),
+            (f"report build, {report_cases} cases", f"{report_seconds:.2f} s, peak {report_mb:.0f} MB",
+             "target <= 10 s, <= 300 MB"),
+        ]  # fmt: skip
+        width = max(len(label) for label, _, _ in rows)
+        out("")
+        for label, value, note in rows:
+            out(f"{label:<{width}}  {value!s:<28} {note}")
+
+    def _bare_chord(self, cases, workers, command):
+        from celery import chord
+
+        from testhub.bench.bare import BARE_QUEUE, DONE_KEY, count, noop
+
+        bare_workers = []
+        for number in range(workers):
+            argv = [sys.executable, "-m", "celery", "-A", "testhub.bench.bare", "worker", "-Q", BARE_QUEUE,
+                    "-n", f"bare{number}@bench", "--concurrency", "1", "--without-mingle", "--without-gossip",
+                    "--loglevel", "WARNING"]  # fmt: skip
+            bare_workers.append(self._start(argv, f"bare-{number}"))
+        time.sleep(3)
+        self.redis.delete(DONE_KEY)
+        started = time.time()
+        chord([noop.s(command) for _ in range(cases)])(count.s())
+        _wait(lambda: self.redis.exists(DONE_KEY), 3600, "bare chord")
+        done_at, counted = self.redis.get(DONE_KEY).decode().split()
+        if int(counted) != cases:
+            raise CommandError(f"bare chord counted {counted} results, expected {cases}")
+        for process in bare_workers:
+            os.killpg(process.pid, signal.SIGTERM)
+        return float(done_at) - started
+
+    def _report_build(self, report_cases, product, tool, node):
+        task = Task.objects.create(name="report bench", product=product, tool=tool, case_timeout=60, status="running")
+        now = timezone.now()
+        statuses = ["passed"] * 8 + ["failed", "error"]
+        Case.objects.bulk_create(
+            (
+                Case(
+                    task=task,
+                    name=f"tests/test_module_{i // 100}.py::test_case_{i}",
+                    status=statuses[i % 10],
+                    node=node,
+                    attempts=1,
+                    exit_code=0 if statuses[i % 10] == "passed" else 1,
+                    started_at=now,
+                    finished_at=now,
+                )
+                for i in range(report_cases)
+            ),
+            batch_size=5000,
+        )
+        connection.close()
+        queue = multiprocessing.get_context("fork").Queue()
+        child = multiprocessing.get_context("fork").Process(target=_build_report_in_child, args=(task.pk, queue))
+        child.start()
+        seconds, peak_mb = queue.get(timeout=600)
+        child.join()
+        return seconds, peak_mb

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
 from execution import services
-from execution.models import Case, Task
+from execution.models import CASE_NAME_MAX_LENGTH, Case, Task
 from testhub.permissions import SubmitPermission
 from testhub.renderers import PlainTextRenderer
 from testhub.roles import is_lab_manager
@@ -65,6 +65,45 @@ class TaskSerializer(serializers.ModelSerializer):
         return round(100 * ended / task.cases_total, 1)
 
 
+@extend_schema_field(
+    serializers.ListField(
+        child=serializers.CharField(max_length=CASE_NAME_MAX_LENGTH),
+        min_length=1,
+        max_length=settings.TESTHUB_MAX_CASES_PER_TASK,
+    )
+)
+class CaseNamesField(serializers.Field):
+    """A list of case names, checked in one pass: a task may carry 100,000 of them."""
+
+    def to_internal_value(self, data):
+        limit = settings.TESTHUB_MAX_CASES_PER_TASK
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Expected a list of case names.")
+        if not data:
+            raise serializers.ValidationError("Give at least one case.")
+        if len(data) > limit:
+            raise serializers.ValidationError(f"At most {limit} cases per task; this list has {len(data)}.")
+        names, seen, repeated = [], set(), []
+        for index, item in enumerate(data):
+            if not isinstance(item, str):
+                raise serializers.ValidationError(f"Case {index} is not a string: {item!r:.80}.")
+            name = item.strip()
+            if not name or len(name) > CASE_NAME_MAX_LENGTH:
+                raise serializers.ValidationError(f"Case {index} must be 1 to {CASE_NAME_MAX_LENGTH} characters.")
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+            names.append(name)
+        if repeated:
+            shown = ", ".join(repr(name) for name in repeated[:5])
+            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+            raise serializers.ValidationError(f"Each case may appear once; repeated: {shown}{more}.")
+        return names
+
+    def to_representation(self, value):
+        return value
+
+
 class TaskSubmitSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
@@ -76,24 +115,7 @@ class TaskSubmitSerializer(serializers.Serializer):
         required=False,
         help_text="Seconds one case may run; the tool's timeout when left out.",
     )
-    cases = serializers.ListField(
-        child=serializers.CharField(max_length=500, trim_whitespace=True),
-        min_length=1,
-        max_length=settings.TESTHUB_MAX_CASES_PER_TASK,
-        help_text="Case names, each at most 500 characters, no repeats.",
-    )
-
-    def validate_cases(self, names):
-        seen, repeated = set(), []
-        for name in names:
-            if name in seen:
-                repeated.append(name)
-            seen.add(name)
-        if repeated:
-            shown = ", ".join(repr(name) for name in repeated[:5])
-            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
-            raise serializers.ValidationError(f"Each case may appear once; repeated: {shown}{more}.")
-        return names
+    cases = CaseNamesField(help_text="Case names, each at most 500 characters, no repeats.")
 
 
 class RerunSerializer(serializers.Serializer):

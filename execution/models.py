@@ -1,10 +1,12 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import connection, models
 from django.db.models import Count, Q
 
 from catalog.models import Product, TestTool
 from nodes.models import Node
+
+CASE_NAME_MAX_LENGTH = 500
 
 
 class TaskQuerySet(models.QuerySet):
@@ -54,6 +56,18 @@ class Task(models.Model):
         return f"#{self.pk} {self.name}"
 
 
+class CaseQuerySet(models.QuerySet):
+    def insert_queued(self, *, task: "Task", names: list[str]) -> None:
+        """Insert one queued case per name, fast: PostgreSQL's COPY, or bulk inserts elsewhere."""
+        if connection.vendor != "postgresql":
+            self.bulk_create([Case(task=task, name=name) for name in names], batch_size=5000)
+            return
+        columns = "task_id, name, status, attempts, log"
+        with connection.cursor() as cursor, cursor.copy(f"COPY {Case._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for name in names:
+                copy.write_row((task.pk, name, Case.Status.QUEUED, 0, ""))
+
+
 class Case(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -66,7 +80,7 @@ class Case(models.Model):
     FINAL_STATUSES = (Status.PASSED, Status.FAILED, Status.ERROR, Status.CANCELLED)
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="cases")
-    name = models.CharField(max_length=500)
+    name = models.CharField(max_length=CASE_NAME_MAX_LENGTH)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -74,6 +88,8 @@ class Case(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     log = models.TextField(blank=True)
+
+    objects = CaseQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -1,81 +1,75 @@
 """Records what the workers report, in batches, inside the control worker.
 
-Workers send an event per case start and end (and a heartbeat) to the `testhub.events` queue. A thread
-in the control worker drains it and writes each batch to PostgreSQL in one transaction, acknowledging
-the messages only after the commit: a crash redelivers them, and every write is conditional, so a
-redelivered event changes nothing. Batching is what keeps recording every case cheap next to the
-cases themselves: one transaction per few hundred events instead of one per event.
+Workers push an event per case end (and per start, for cases that run a while) and a heartbeat onto a
+Redis list. A thread in the control worker moves them in batches onto a processing list of its own,
+writes each batch to PostgreSQL in one transaction, and only then drops them: if it dies half-way,
+it records its processing list again when it restarts, and every write is conditional, so an event
+recorded twice changes nothing. Batching is what keeps recording every case cheap next to running it.
 """
 
-import contextlib
+import json
 import logging
 import threading
 import time
 
+import redis
 from celery import bootsteps
 from django.db import close_old_connections
-from kombu import Connection, Queue
 
-from worker.protocol import CONTROL_QUEUE, EVENTS_QUEUE
+from worker.protocol import CONTROL_QUEUE, EVENTS_KEY
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-FLUSH_SECONDS = 0.2  # live state shows within about a second
-# Events use their own unacked keys and a short visibility timeout: an event held by a recorder that
-# died comes back within a minute, and case messages (with their long timeout) are never touched.
-_EVENT_TRANSPORT = {
-    "visibility_timeout": 60,
-    "unacked_key": "testhub.events.unacked",
-    "unacked_index_key": "testhub.events.unacked_index",
-    "unacked_mutex_key": "testhub.events.unacked_mutex",
-}
-events_queue = Queue(EVENTS_QUEUE, routing_key=EVENTS_QUEUE, durable=True)
+WAIT_SECONDS = 0.2  # live state shows within about a second
+
+# Moves up to ARGV[1] events from the tail of the shared list to the head of this recorder's own list.
+_TAKE = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local event = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not event then break end
+  taken[#taken + 1] = event
+end
+return taken
+"""
 
 
 class EventRecorder(threading.Thread):
-    def __init__(self, broker_url: str):
+    def __init__(self, *, redis_url: str, name: str):
         super().__init__(name="testhub-event-recorder", daemon=True)
-        self.broker_url = broker_url
+        self.client = redis.Redis.from_url(redis_url)
+        self.processing_key = f"{EVENTS_KEY}:processing:{name}"
+        self.take = self.client.register_script(_TAKE)
         self.stopping = threading.Event()
-        self.pending = []
-        self.oldest = 0.0
 
     def run(self):
         while not self.stopping.is_set():
             try:
-                self._consume()
+                self._record(self.client.lrange(self.processing_key, 0, -1)[::-1])  # left over from a crash
+                while not self.stopping.is_set():
+                    self._record(self._next_batch())
             except Exception:
-                logger.exception("event recorder lost its connection; reconnecting")
-                self.pending.clear()  # unacknowledged: the broker hands them out again
+                logger.exception("event recorder failed; retrying in 1 s (its events are kept)")
                 time.sleep(1)
 
-    def _consume(self):
-        with (
-            Connection(self.broker_url, transport_options=_EVENT_TRANSPORT) as connection,
-            connection.Consumer(events_queue, callbacks=[self._on_message], accept=["json"], prefetch_count=BATCH_SIZE),
-        ):
-            while not self.stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    connection.drain_events(timeout=FLUSH_SECONDS)
-                if self.pending and (
-                    len(self.pending) >= BATCH_SIZE or time.monotonic() - self.oldest >= FLUSH_SECONDS
-                ):
-                    self._flush()
+    def _next_batch(self) -> list[bytes]:
+        batch = self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE])
+        if batch:
+            return batch
+        first = self.client.blmove(EVENTS_KEY, self.processing_key, WAIT_SECONDS, "RIGHT", "LEFT")
+        if first is None:
+            return []
+        return [first, *self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE - 1])]
 
-    def _on_message(self, body, message):
-        if not self.pending:
-            self.oldest = time.monotonic()
-        self.pending.append((body, message))
-
-    def _flush(self):
+    def _record(self, batch: list[bytes]) -> None:
+        if not batch:
+            return
         from execution.services import events_record, report_enqueue
 
         close_old_connections()
-        outcome = events_record(events=[body for body, _ in self.pending])
-        for _, message in self.pending:
-            message.ack()
-        self.pending.clear()
+        outcome = events_record(events=[json.loads(event) for event in batch])
+        self.client.delete(self.processing_key)
         for task_id in outcome.tasks_to_report:
             report_enqueue(task_id)
 
@@ -93,7 +87,7 @@ class RecorderStep(bootsteps.StartStopStep):
     def start(self, worker):
         if CONTROL_QUEUE not in worker.app.amqp.queues.consume_from:
             return
-        self.recorder = EventRecorder(worker.app.conf.broker_url)
+        self.recorder = EventRecorder(redis_url=worker.app.conf.broker_url, name=worker.hostname)
         self.recorder.start()
 
     def stop(self, worker):

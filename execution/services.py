@@ -69,7 +69,7 @@ def task_submit(
             case_timeout=case_timeout or tool.case_timeout,
             rerun_of=rerun_of,
         )
-        Case.objects.bulk_create([Case(task=task, name=case_name) for case_name in case_names], batch_size=5000)
+        Case.objects.insert_queued(task=task, names=case_names)
         transaction.on_commit(lambda: dispatch_task.delay(task.pk))
     return task
 

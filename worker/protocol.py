@@ -13,7 +13,9 @@ PROTOCOL_VERSION = 1
 
 RUN_CASE_TASK = "testhub.run_case"
 CONTROL_QUEUE = "control"
-EVENTS_QUEUE = "testhub.events"
+# Workers push events onto this Redis list; the control plane's recorder moves them in batches to a
+# processing list of its own, records them, then drops them: a recorder that dies re-reads its list.
+EVENTS_KEY = "testhub:events"
 WORKER_HOSTNAME_PREFIX = "testhub@"
 CANCELLED_KEY = "testhub:cancelled:{task_id}"
 
@@ -68,7 +70,7 @@ class CaseJob:
 
 @dataclass
 class CaseEvent:
-    """A worker's report about one case, sent to EVENTS_QUEUE for the control plane to record.
+    """A worker's report about one case, pushed to EVENTS_KEY for the control plane to record.
 
     kind: "started", "finished" (status passed/failed/error/cancelled) or "infra_error"
     (the machine could not run the case; it is retried elsewhere while attempts remain).

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -45,6 +46,28 @@ def _tail(path: Path, limit: int) -> str:
     return text
 
 
+def _wait(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for the process to end, at most `timeout` seconds, waking the moment it does.
+
+    Popen.wait(timeout) polls with growing sleeps, which costs a quick case milliseconds; a pidfd
+    (Linux) wakes us at once. Elsewhere, fall back to Popen.wait.
+    """
+    if hasattr(os, "pidfd_open"):
+        try:
+            descriptor = os.pidfd_open(process.pid)
+        except OSError:
+            descriptor = None
+        if descriptor is not None:
+            try:
+                select.select([descriptor], [], [], timeout)
+            finally:
+                os.close(descriptor)
+            process.poll()
+            return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+
+
 def _kill_tree(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -81,8 +104,7 @@ def run(
                 raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None
             deadline = time.monotonic() + timeout
             status = None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=min(ANNOUNCE_AFTER_SECONDS, timeout))
+            _wait(process, min(ANNOUNCE_AFTER_SECONDS, timeout))
             if process.returncode is None:
                 on_running()
             while process.returncode is None:
@@ -94,8 +116,7 @@ def run(
                     status = "cancelled"
                     _kill_tree(process)
                     break
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=_POLL_SECONDS)
+                _wait(process, _POLL_SECONDS)
         log = _tail(log_path, log_limit)
         if status == "error":
             return Outcome("error", None, log + f"\n[TestHub: timed out after {timeout:g} s; process tree killed]\n")

@@ -5,6 +5,7 @@ workers read, and remote control of the workers (add or cancel a queue, ping).
 """
 
 import logging
+import time
 
 from celery import chord
 
@@ -49,8 +50,12 @@ def restore_expired_unacked() -> None:
 
 
 def flag_cancelled(task_id: int) -> None:
-    """Workers check this before they start a case and while it runs."""
-    _redis().set(CANCELLED_KEY.format(task_id=task_id), 1, ex=app.conf.result_expires)
+    """Workers check this before they start a case and while it runs; entries older than results expire."""
+    now = time.time()
+    with _redis().pipeline() as pipe:
+        pipe.zadd(CANCELLED_KEY, {str(task_id): now})
+        pipe.zremrangebyscore(CANCELLED_KEY, 0, now - app.conf.result_expires)
+        pipe.execute()
 
 
 def add_consumer(*, node: str, queue: str) -> None:

@@ -14,6 +14,7 @@ from celery.signals import worker_ready
 from worker import __version__, manifest, runner
 from worker.protocol import (
     CANCELLED_KEY,
+    CANCELLED_REFRESH_SECONDS,
     EVENTS_KEY,
     PROTOCOL_VERSION,
     RUN_CASE_TASK,
@@ -71,8 +72,18 @@ def publish_event(app: Celery, message: dict) -> None:
             delay = min(delay * 2, 5)
 
 
+_cancelled = {"ids": frozenset(), "read_at": float("-inf")}
+
+
 def _is_cancelled(app: Celery, task_id: int) -> bool:
-    return bool(app.backend.client.exists(CANCELLED_KEY.format(task_id=task_id)))
+    """Whether the task was cancelled, from a copy of the cancelled set at most half a second old.
+
+    One Redis read per process and half second instead of one per case and poll.
+    """
+    if time.monotonic() - _cancelled["read_at"] > CANCELLED_REFRESH_SECONDS:
+        _cancelled["ids"] = frozenset(int(member) for member in app.backend.client.zrange(CANCELLED_KEY, 0, -1))
+        _cancelled["read_at"] = time.monotonic()
+    return task_id in _cancelled["ids"]
 
 
 def run_case(self, job: dict) -> dict:

@@ -17,7 +17,10 @@ CONTROL_QUEUE = "control"
 # processing list of its own, records them, then drops them: a recorder that dies re-reads its list.
 EVENTS_KEY = "testhub:events"
 WORKER_HOSTNAME_PREFIX = "testhub@"
-CANCELLED_KEY = "testhub:cancelled:{task_id}"
+# A sorted set: member = a cancelled task's id, score = when. Workers skip and stop that task's cases.
+CANCELLED_KEY = "testhub:cancelled"
+# How stale a worker's copy of that set may be: the longest a cancelled case may still start or run on.
+CANCELLED_REFRESH_SECONDS = 0.5
 
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9._]+")
 

@@ -124,5 +124,8 @@ def run(
             return Outcome("cancelled", None, log + "\n[TestHub: cancelled; process tree killed]\n")
         return Outcome("passed" if process.returncode == 0 else "failed", process.returncode, log)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            workdir.rmdir()  # most cases leave their folder empty
+        except OSError:
+            shutil.rmtree(workdir, ignore_errors=True)
         log_path.unlink(missing_ok=True)

@@ -37,12 +37,12 @@ from reporting.models import Report
 PROJECT = Path(settings.BASE_DIR)
 
 
-def _wait(condition, timeout, what):
+def _wait(condition, timeout, what, interval=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.02)
+        time.sleep(interval)
     raise CommandError(f"timed out waiting for {what}")
 
 
@@ -180,7 +180,7 @@ class Command(BaseCommand):
 
         submitted_at = timezone.now()
         task, latency = submit([f"case-{i}" for i in range(cases)])
-        _wait(lambda: Case.objects.filter(task=task, started_at__isnull=False).exists(), 60, "first case")
+        _wait(lambda: Case.objects.filter(task=task, started_at__isnull=False).exists(), 60, "first case", 0.02)
         first_start = Case.objects.filter(task=task, started_at__isnull=False).order_by("started_at").first().started_at
         _wait(lambda: not Case.objects.filter(task=task, status__in=["queued", "running"]).exists(), 3600, "all cases")
         all_recorded = timezone.now()

@@ -2,10 +2,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from catalog import services
@@ -87,6 +87,7 @@ class ProductTestResultsSerializer(serializers.Serializer):
 
 
 class ProductViewSet(viewsets.ModelViewSet):
+    lookup_value_regex = "[0-9]+"
     serializer_class = ProductSerializer
     filterset_fields = ["name", "version"]
     search_fields = ["name", "version"]
@@ -157,6 +158,7 @@ class ProductViewSet(viewsets.ModelViewSet):
 
 
 class TestToolViewSet(viewsets.ModelViewSet):
+    lookup_value_regex = "[0-9]+"
     queryset = TestTool.objects.all()
     serializer_class = TestToolSerializer
     filterset_fields = ["name", "version", "products"]

@@ -1,12 +1,12 @@
 import django_filters
 from django.conf import settings
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
@@ -157,6 +157,7 @@ def _cases():
 
 
 class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = TaskSerializer
     filterset_fields = ["status", "product", "tool", "created_by", "rerun_of"]
@@ -226,6 +227,7 @@ class TaskCaseList(generics.ListAPIView):
 
 
 class CaseViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = CaseSerializer
     queryset = _cases()

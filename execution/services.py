@@ -52,8 +52,6 @@ def task_submit(
 
     Case names must already be unique and non-empty (the API checks them and says which repeat).
     """
-    from execution.tasks import dispatch_task
-
     if not ProductTool.objects.filter(product=product, tool=tool).exists():
         raise DomainError(f"{tool} is not linked to {product}; pick one of the product's tools.")
     if len(case_names) > settings.TESTHUB_MAX_CASES_PER_TASK:
@@ -70,8 +68,19 @@ def task_submit(
             rerun_of=rerun_of,
         )
         Case.objects.insert_queued(task=task, names=case_names)
-        transaction.on_commit(lambda: dispatch_task.delay(task.pk))
+        transaction.on_commit(lambda: _dispatch_soon(task.pk))
     return task
+
+
+def _dispatch_soon(task_id: int) -> None:
+    """Ask the control worker to publish the task's chord. If the broker is away the task is safe in the
+    database and the reconciler dispatches it once the grace period has passed."""
+    from execution.tasks import dispatch_task
+
+    try:
+        dispatch_task.apply_async((task_id,), retry=False)
+    except Exception:
+        logger.warning("task %s: broker unreachable; the reconciler will dispatch it", task_id, exc_info=True)
 
 
 def _jobs(task: Task, cases) -> list[dict]:

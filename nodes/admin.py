@@ -87,7 +87,7 @@ class NodeAdmin(admin.ModelAdmin):
     list_display = ["name", "ip", "ssh_port", "status", "slots", "product_count", "last_heartbeat"]
     list_filter = ["status", "installs__product", "installs__tools__tool"]
     search_fields = ["name", "ip"]
-    readonly_fields = ["status_reason", "last_heartbeat", "created_at", "updated_at"]
+    readonly_fields = ["status_reason", "last_heartbeat", "worker_version", "created_at", "updated_at"]
     inlines = [NodeProductInline]
 
     def get_queryset(self, request):

@@ -79,6 +79,7 @@ class NodeInstallsSerializer(serializers.Serializer):
 
 
 class NodeViewSet(viewsets.ModelViewSet):
+    lookup_value_regex = "[0-9]+"
     queryset = Node.objects.all()
     serializer_class = NodeSerializer
     filterset_fields = ["status", "installs__product", "installs__tools__tool"]

@@ -42,6 +42,7 @@ class ReportSerializer(serializers.ModelSerializer):
 
 
 class ReportViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = ReportSerializer
     queryset = Report.objects.select_related("task")

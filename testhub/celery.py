@@ -27,6 +27,7 @@ def configure(celery_app: Celery) -> None:
             "reconcile": {"task": "execution.reconcile", "schedule": float(settings.TESTHUB_RECONCILE_SECONDS)},
         },
         worker_hijack_root_logger=False,
+        broker_connection_timeout=3,  # a request that enqueues work must not hang on a missing broker
     )
 
 

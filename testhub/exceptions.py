@@ -2,8 +2,10 @@
 
 import logging
 
+import redis
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -28,6 +30,10 @@ def exception_handler(exc, context):
         return Response({"detail": exc.message, "code": exc.code}, status=exc.status_code)
     if isinstance(exc, ProtectedError | RestrictedError):
         return Response({"detail": _describe_protected(exc), "code": "in_use"}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, redis.ConnectionError | BrokerError):
+        logger.warning("broker unreachable while answering a request", exc_info=True)
+        detail = "The broker (Redis) cannot be reached right now; nothing was changed. Try again shortly."
+        return Response({"detail": detail, "code": "broker_unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)

@@ -57,14 +57,17 @@ class EventRecorder(threading.Thread):
                 time.sleep(1)
 
     def _next_batch(self) -> list[bytes]:
+        """Up to BATCH_SIZE events; unless that many are waiting, those that arrive within GATHER_SECONDS."""
         batch = self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE])
-        if batch:
+        if len(batch) == BATCH_SIZE:
             return batch
-        first = self.client.blmove(EVENTS_KEY, self.processing_key, WAIT_SECONDS, "RIGHT", "LEFT")
-        if first is None:
-            return []
+        if not batch:
+            first = self.client.blmove(EVENTS_KEY, self.processing_key, WAIT_SECONDS, "RIGHT", "LEFT")
+            if first is None:
+                return []
+            batch = [first]
         self.stopping.wait(GATHER_SECONDS)
-        return [first, *self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE - 1])]
+        return [*batch, *self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE - len(batch)])]
 
     def _record(self, batch: list[bytes]) -> None:
         if not batch:

@@ -47,11 +47,11 @@ def test_a_stop_request_kills_the_case_and_reports_it_cancelled(tmp_path):
     assert outcome.status == "cancelled"
 
 
-def test_each_case_runs_in_a_folder_of_its_own_that_is_removed_afterwards(tmp_path):
-    workdir = tmp_path / "case-1"
-    outcome = runner.run(["pwd"], workdir=workdir, timeout=5)
-    assert outcome.log.strip() == str(workdir)
-    assert not workdir.exists()
+def test_each_case_starts_in_an_empty_folder(tmp_path):
+    workdir = tmp_path / "slot-1"
+    runner.run(["sh", "-c", "touch left-behind; mkdir -p sub/dir"], workdir=workdir, timeout=5)
+    outcome = runner.run(["sh", "-c", "pwd; ls -A"], workdir=workdir, timeout=5)
+    assert outcome.log.split() == [str(workdir)]
 
 
 def test_a_long_log_keeps_its_last_bytes(tmp_path):

@@ -2,8 +2,8 @@
 
     python -m worker --node lab-01 --broker redis://control.lab:6379/0 --manifest /opt/testhub/manifest.json
 
-It consumes the capability queue of every product/tool pair in the manifest, plus `node.<name>`;
-the control plane adds and cancels queues live when installs change.
+It consumes the capability queue of every product/tool pair in the manifest (`node.<name>` while there
+are none); the control plane adds and cancels queues live when installs change.
 """
 
 import argparse
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         slots=args.slots,
         visibility_timeout=args.visibility_timeout,
     )
-    queues = [f"node.{args.node}", *manifest.queues(manifest_path)]
+    # -Q must name a queue: with nothing installed yet, the node's own (the control plane adds the rest live).
+    queues = manifest.queues(manifest_path) or [f"node.{args.node}"]
     app.worker_main(
         [
             "worker",

@@ -109,10 +109,7 @@ def run_case(self, job: dict) -> dict:
     if _is_cancelled(app, case.task_id):
         return finish("cancelled")
     started_at = _now()
-    queue = capability_queue(
-        product=case.product, product_version=case.product_version, tool=case.tool, tool_version=case.tool_version
-    )
-    workdir = app.conf.testhub_workdir / f"case-{case.case_id}-{self.request.id[:8]}-{self.request.retries}"
+    workdir = app.conf.testhub_workdir / f"slot-{os.getpid()}"  # one pool process runs one case at a time
     try:
         paths = manifest.resolve(
             app.conf.testhub_manifest,
@@ -137,6 +134,9 @@ def run_case(self, job: dict) -> dict:
         )
     except (manifest.MissingInstall, runner.CommandNotFound) as problem:
         reason = f"{node}: {problem}"
+        queue = capability_queue(
+            product=case.product, product_version=case.product_version, tool=case.tool, tool_version=case.tool_version
+        )
         logger.warning("case %s of task %s: infrastructure error: %s", case.case_id, case.task_id, reason)
         attempts_left = case.max_attempts - 1 - self.request.retries
         report("infra_error", reason=reason, queue=queue)

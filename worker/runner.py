@@ -68,6 +68,17 @@ def _wait(process: subprocess.Popen, timeout: float) -> None:
         process.wait(timeout=timeout)
 
 
+def _empty(folder: Path) -> None:
+    """Make `folder` exist and hold nothing (cheaper than a new folder per case)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+
+
 def _kill_tree(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -83,49 +94,44 @@ def run(
     on_running: Callable[[], None] = lambda: None,
     log_limit: int = LOG_LIMIT_BYTES,
 ) -> Outcome:
-    """Run argv in a fresh `workdir` (removed afterwards); kill the whole process group on timeout or stop.
+    """Run argv in `workdir`, emptied first; kill the whole process group on timeout or stop.
 
+    `workdir` belongs to one slot: each case starts in it empty, and what a case leaves there stays
+    until the slot's next case (handy for a look after a failure, bounded to one case's files).
     on_running is called once if the command is still running after ANNOUNCE_AFTER_SECONDS.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
+    _empty(workdir)
     log_path = workdir.parent / f"{workdir.name}.log"
-    try:
-        with log_path.open("wb") as log_file:
-            try:
-                process = subprocess.Popen(
-                    argv,
-                    cwd=workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group, so the whole tree can be killed
-                )
-            except (FileNotFoundError, PermissionError) as error:
-                raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None
-            deadline = time.monotonic() + timeout
-            status = None
-            _wait(process, min(ANNOUNCE_AFTER_SECONDS, timeout))
-            if process.returncode is None:
-                on_running()
-            while process.returncode is None:
-                if time.monotonic() >= deadline:
-                    status = "error"
-                    _kill_tree(process)
-                    break
-                if should_stop():
-                    status = "cancelled"
-                    _kill_tree(process)
-                    break
-                _wait(process, _POLL_SECONDS)
-        log = _tail(log_path, log_limit)
-        if status == "error":
-            return Outcome("error", None, log + f"\n[TestHub: timed out after {timeout:g} s; process tree killed]\n")
-        if status == "cancelled":
-            return Outcome("cancelled", None, log + "\n[TestHub: cancelled; process tree killed]\n")
-        return Outcome("passed" if process.returncode == 0 else "failed", process.returncode, log)
-    finally:
+    with log_path.open("wb") as log_file:
         try:
-            workdir.rmdir()  # most cases leave their folder empty
-        except OSError:
-            shutil.rmtree(workdir, ignore_errors=True)
-        log_path.unlink(missing_ok=True)
+            process = subprocess.Popen(
+                argv,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so the whole tree can be killed
+            )
+        except (FileNotFoundError, PermissionError) as error:
+            raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None
+        deadline = time.monotonic() + timeout
+        status = None
+        _wait(process, min(ANNOUNCE_AFTER_SECONDS, timeout))
+        if process.returncode is None:
+            on_running()
+        while process.returncode is None:
+            if time.monotonic() >= deadline:
+                status = "error"
+                _kill_tree(process)
+                break
+            if should_stop():
+                status = "cancelled"
+                _kill_tree(process)
+                break
+            _wait(process, _POLL_SECONDS)
+    log = _tail(log_path, log_limit)
+    if status == "error":
+        return Outcome("error", None, log + f"\n[TestHub: timed out after {timeout:g} s; process tree killed]\n")
+    if status == "cancelled":
+        return Outcome("cancelled", None, log + "\n[TestHub: cancelled; process tree killed]\n")
+    return Outcome("passed" if process.returncode == 0 else "failed", process.returncode, log)

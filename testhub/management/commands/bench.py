@@ -46,9 +46,28 @@ def _wait(condition, timeout, what, interval=0.1):
     raise CommandError(f"timed out waiting for {what}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
+
+
+def _cpu_split(processes) -> str:
+    """CPU seconds of each process's main process and of its pool processes."""
+    main = sum(_cpu_seconds(process.pid) for process in processes)
+    pool = sum(_cpu_seconds(child) for process in processes for child in _children(process.pid))
+    return f"{main:.1f} s main + {pool:.1f} s pool"
+
+
 def _peak_rss_mb(pid: int) -> float:
     """Peak resident memory of a process and its children (the prefork pool), in MB."""
-    pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
+    pids = [pid, *_children(pid)]
     total = 0
     for each in pids:
         for line in Path(f"/proc/{each}/status").read_text().splitlines():
@@ -150,13 +169,15 @@ class Command(BaseCommand):
              "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
             "control",
         )  # fmt: skip
+        self.node_workers = []
         for node in nodes:
             home = self.root / node.name
-            self._start(
+            worker = self._start(
                 [sys.executable, "-m", "worker", "--node", node.name, "--broker", settings.REDIS_URL,
                  "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work"), "--loglevel", "WARNING"],
                 f"worker-{node.name}",
             )  # fmt: skip
+            self.node_workers.append(worker)
         _wait(lambda: Node.objects.filter(name__startswith="bench-", status="online").count() == workers, 60, "nodes")
         time.sleep(1)
 
@@ -187,9 +208,10 @@ class Command(BaseCommand):
         _wait(lambda: Report.objects.filter(task=task).exists(), 600, "report")
         testhub_seconds = (all_recorded - submitted_at).total_seconds()
         control_peak = _peak_rss_mb(control.pid)
+        testhub_cpu = {"control worker": _cpu_split([control]), "node workers": _cpu_split(self.node_workers)}
         counted = Case.objects.filter(task=task, status="passed").count()
 
-        bare_seconds = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
+        bare_seconds, bare_cpu = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
 
         report_seconds, report_mb = self._report_build(report_cases, product, tool, nodes[0])
 
@@ -204,6 +226,9 @@ class Command(BaseCommand):
              f"{counted} cases recorded passed in PostgreSQL"),
             ("bare Celery chord", f"{bare_seconds:.2f} s, {cases / bare_seconds:.0f} cases/s", "same broker/workers"),
             ("throughput ratio TestHub / bare", f"{bare_seconds / testhub_seconds:.2f}", "target >= 0.80"),
+            ("CPU, TestHub control worker", testhub_cpu["control worker"], ""),
+            ("CPU, TestHub node workers", testhub_cpu["node workers"], ""),
+            ("CPU, bare workers", bare_cpu, ""),
             ("control worker peak memory", f"{control_peak:.0f} MB", "main process + pool"),
             (f"report build, {report_cases} cases", f"{report_seconds:.2f} s, peak {report_mb:.0f} MB",
              "target <= 10 s, <= 300 MB"),
@@ -232,9 +257,10 @@ class Command(BaseCommand):
         done_at, counted = self.redis.get(DONE_KEY).decode().split()
         if int(counted) != cases:
             raise CommandError(f"bare chord counted {counted} results, expected {cases}")
+        cpu = _cpu_split(bare_workers)
         for process in bare_workers:
             os.killpg(process.pid, signal.SIGTERM)
-        return float(done_at) - started
+        return float(done_at) - started, cpu
 
     def _report_build(self, report_cases, product, tool, node):
         task = Task.objects.create(name="report bench", product=product, tool=tool, case_timeout=60, status="running")

@@ -1,6 +1,7 @@
 """Run one case's command: an argument list (never a shell), its own folder, a timeout, a bounded log."""
 
 import contextlib
+import functools
 import os
 import select
 import shlex
@@ -29,9 +30,14 @@ class Outcome:
     log: str
 
 
+@functools.lru_cache(maxsize=64)
+def _split(template: str) -> tuple[str, ...]:
+    return tuple(shlex.split(template))
+
+
 def build_argv(template: str, **values: str) -> list[str]:
     """Split the template first, then fill each argument: a value never becomes more than one argument."""
-    return [argument.format(**values) for argument in shlex.split(template)]
+    return [argument.format(**values) for argument in _split(template)]
 
 
 def _tail(path: Path, limit: int) -> str:

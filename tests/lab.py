@@ -170,6 +170,15 @@ class Lab:
         self.workers[node.name] = process
         return process
 
+    def run(self, *names: str, slots: int = 1) -> list[Node]:
+        """The usual start: nodes by name, the control worker and each node's worker, all online."""
+        nodes = [self.add_node(name, slots=slots) for name in names]
+        self.start_control()
+        for node in nodes:
+            self.start_worker(node)
+        self.wait_online(*nodes)
+        return nodes
+
     def wait_online(self, *nodes: Node, timeout: float = 30) -> None:
         names = [node.name for node in nodes]
         wait_for(

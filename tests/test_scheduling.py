@@ -32,10 +32,7 @@ def _wait_closed(task, timeout=60):
 
 
 def test_a_task_of_passing_failing_and_timing_out_cases_completes_with_the_right_report(lab, api, tester):
-    node = lab.add_node("n1", slots=2)
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1", slots=2)
     task = _submit(api.as_user(tester), lab, ["pass_a", "pass_b", "fail_c", "hang_d"], case_timeout=2)
     report = _wait_closed(task)
     statuses = dict(Case.objects.filter(task=task).values_list("name", "status"))
@@ -49,10 +46,7 @@ def _case(task, name):
 
 
 def test_live_state_shows_a_case_running_on_its_node_while_it_runs(lab, api, tester):
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    (node,) = lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["sleep_3_a"])
     running = wait_for(
         lambda: Case.objects.filter(task=task, status="running", node=node).first(), timeout=10, message="running"
@@ -66,10 +60,7 @@ def test_live_state_shows_a_case_running_on_its_node_while_it_runs(lab, api, tes
 
 
 def test_a_case_name_is_one_argument_never_shell_syntax(lab, api, tester, tmp_path):
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1")
     marker = tmp_path / "pwned"
     task = _submit(api.as_user(tester), lab, [f"x; touch {marker}", f"$(touch {marker})"])
     _wait_closed(task)
@@ -78,10 +69,7 @@ def test_a_case_name_is_one_argument_never_shell_syntax(lab, api, tester, tmp_pa
 
 
 def test_a_long_log_keeps_its_tail(lab, api, tester):
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["spam_a"])
     _wait_closed(task)
     case = _case(task, "spam_a")
@@ -161,10 +149,7 @@ def test_a_whole_worker_killed_mid_case_loses_nothing_and_counts_nothing_twice(l
 def test_redis_restarted_empty_mid_task_is_finished_by_the_reconciler(lab, api, tester):
     from execution.services import reconcile
 
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    (node,) = lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["pass_a", "sleep_2_b", "pass_c", "pass_d", "pass_e"])
     wait_for(lambda: _case(task, "sleep_2_b").status == "running", message="case running")
     lab.restart_redis_empty()
@@ -180,10 +165,7 @@ def test_the_report_callback_delivered_twice_builds_one_report(lab, api, tester)
     from catalog.models import ProductTestResult
     from testhub.celery import app
 
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["pass_a", "fail_b"])
     first = _wait_closed(task)
     app.send_task("reporting.build_report", args=(task.pk,), queue="control").get(timeout=30)
@@ -194,11 +176,7 @@ def test_the_report_callback_delivered_twice_builds_one_report(lab, api, tester)
 def test_two_users_tasks_on_one_capability_both_finish(lab, api, tester):
     from tests.factories import TesterFactory
 
-    first, second = lab.add_node("n1"), lab.add_node("n2")
-    lab.start_control()
-    lab.start_worker(first)
-    lab.start_worker(second)
-    lab.wait_online(first, second)
+    lab.run("n1", "n2")
     mine = _submit(api.as_user(tester), lab, [f"pass_{i}" for i in range(10)])
     theirs = _submit(api.as_user(TesterFactory()), lab, [f"pass_{i}" for i in range(10)])
     assert _wait_closed(mine).passed == 10
@@ -206,10 +184,7 @@ def test_two_users_tasks_on_one_capability_both_finish(lab, api, tester):
 
 
 def test_a_later_higher_priority_task_starts_before_the_rest_of_a_lower_one(lab, api, tester):
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1")
     low = _submit(api.as_user(tester), lab, [f"sleep_0.5_{i}" for i in range(6)], priority=1)
     wait_for(lambda: Case.objects.filter(task=low, status="running").exists(), message="low task running")
     high = _submit(api.as_user(tester), lab, [f"pass_{i}" for i in range(3)], priority=9)
@@ -222,10 +197,7 @@ def test_a_later_higher_priority_task_starts_before_the_rest_of_a_lower_one(lab,
 
 
 def test_cancel_stops_the_running_case_and_skips_the_rest_and_the_report_says_cancelled(lab, api, tester):
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["hang_a", "pass_b", "pass_c"])
     wait_for(lambda: _case(task, "hang_a").status == "running", message="case running")
     response = api.as_user(tester).post(f"/api/tasks/{task.pk}/cancel/")
@@ -237,10 +209,7 @@ def test_cancel_stops_the_running_case_and_skips_the_rest_and_the_report_says_ca
 
 
 def test_rerun_of_the_failed_cases_makes_a_new_linked_task_that_runs(lab, api, tester):
-    node = lab.add_node("n1")
-    lab.start_control()
-    lab.start_worker(node)
-    lab.wait_online(node)
+    lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["pass_a", "fail_b", "fail_c"])
     _wait_closed(task)
     response = api.as_user(tester).post(f"/api/tasks/{task.pk}/rerun/", {"cases": "failed"})

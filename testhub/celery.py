@@ -21,6 +21,15 @@ def configure(celery_app: Celery) -> None:
             result_expires=settings.TESTHUB_RESULT_EXPIRES,
         )
     )
+    # A web request that enqueues work gives up on a missing broker within seconds (workers reconnect
+    # on their own schedule, broker_connection_max_retries).
+    celery_app.conf.broker_transport_options = {
+        **celery_app.conf.broker_transport_options,
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 1,
+    }
     celery_app.conf.update(
         task_routes={"execution.*": {"queue": CONTROL_QUEUE}, "reporting.*": {"queue": CONTROL_QUEUE}},
         beat_schedule={

@@ -126,7 +126,11 @@ def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires:
         "broker_url": broker_url,
         "result_backend": broker_url,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
+        "result_backend_transport_options": {
+            "visibility_timeout": visibility_timeout,
+            # Give up on an unreachable Redis within seconds (the default keeps a caller waiting ~20 s).
+            "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        },
         "broker_connection_retry_on_startup": True,
         "result_expires": result_expires,
         "task_serializer": "json",

@@ -97,16 +97,16 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
         queues_before = node_capability_queues(node=node)
         node.installs.exclude(product__in=[i.product for i in installs]).delete()
         for install in installs:
-            node_product, created = NodeProduct.objects.get_or_create(
-                node=node,
-                product=install.product,
-                defaults={"install_path": install.install_path, "state": InstallState.INSTALLED},
+            node_product, _ = NodeProduct.objects.update_or_create(
+                node=node, product=install.product, defaults=_recorded(install.install_path)
             )
-            if not created and node_product.install_path != install.install_path:
-                node_product.install_path = install.install_path
-                node_product.save(update_fields=["install_path", "updated_at"])
             node_product_tools_set(node_product=node_product, tools=install.tools)
         worker_queues_sync(node=node, consumed=queues_before)
+
+
+def _recorded(install_path: str) -> dict:
+    # A lab manager recording an install says it is there: that also clears an earlier failure.
+    return {"install_path": install_path, "state": InstallState.INSTALLED, "state_message": ""}
 
 
 def node_product_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall]) -> None:
@@ -114,10 +114,7 @@ def node_product_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall
     node_product.tools.exclude(tool__in=[t.tool for t in tools]).delete()
     for tool_install in tools:
         NodeTool.objects.update_or_create(
-            node_product=node_product,
-            tool=tool_install.tool,
-            defaults={"install_path": tool_install.install_path},
-            create_defaults={"install_path": tool_install.install_path, "state": InstallState.INSTALLED},
+            node_product=node_product, tool=tool_install.tool, defaults=_recorded(tool_install.install_path)
         )
 
 

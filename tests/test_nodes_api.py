@@ -123,3 +123,23 @@ def test_node_list_runs_the_same_queries_for_any_page_size(api, tester, django_a
         api.get("/api/nodes/?page_size=5")
     with django_assert_num_queries(3):
         api.get("/api/nodes/?page_size=30")
+
+
+def test_recording_an_install_again_clears_its_failure(api, lab_manager):
+    install = NodeToolFactory(state="failed", state_message="tool missing")
+    node_product = install.node_product
+    ProductToolFactory(product=node_product.product, tool=install.tool)
+    response = _installs(
+        api.as_user(lab_manager),
+        node_product.node,
+        [
+            {
+                "product": node_product.product.pk,
+                "install_path": node_product.install_path,
+                "tools": [{"tool": install.tool.pk, "install_path": install.install_path}],
+            }
+        ],
+    )
+    assert response.status_code == 200
+    install.refresh_from_db()
+    assert (install.state, install.state_message) == ("installed", "")

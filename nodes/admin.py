@@ -107,7 +107,8 @@ class NodeAdmin(admin.ModelAdmin):
         if formset.model is not NodeProduct:
             return
         for inline_form in formset.forms:
-            if not inline_form.cleaned_data or inline_form.cleaned_data.get("DELETE"):
+            # Only rows the lab manager changed: saving a node must not re-record (and un-fail) the others.
+            if not inline_form.has_changed() or inline_form.cleaned_data.get("DELETE"):
                 continue
             node_product = inline_form.instance
             existing = {t.tool_id: t.install_path for t in node_product.tools.all()}

@@ -4,6 +4,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 
 from reporting.models import Report
+from reporting.services import SUCCESS_RATE_FORMULA
 from testhub.permissions import SubmitPermission
 
 
@@ -12,6 +13,7 @@ class ReportSerializer(serializers.ModelSerializer):
     product = serializers.IntegerField(source="task.product_id", read_only=True)
     tool = serializers.IntegerField(source="task.tool_id", read_only=True)
     download_url = serializers.SerializerMethodField()
+    success_rate_formula = serializers.SerializerMethodField()
 
     class Meta:
         model = Report
@@ -29,11 +31,16 @@ class ReportSerializer(serializers.ModelSerializer):
             "errors",
             "not_run",
             "success_rate",
+            "success_rate_formula",
             "duration_seconds",
+            "by_node",
             "download_url",
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_success_rate_formula(self, report: Report) -> str:
+        return SUCCESS_RATE_FORMULA
 
     def get_download_url(self, report: Report) -> str | None:
         if not report.file:

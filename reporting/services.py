@@ -50,18 +50,20 @@ def _by_node(cases) -> list[dict]:
         )
         .order_by("node_name")
     )
-    return [
-        {
-            "node": row["node_name"],
-            "total": row["total"],
-            "passed": row["passed"],
-            "failed": row["failed"],
-            "errors": row["errors"],
-            "success_rate": float(rate) if (rate := success_rate(passed=row["passed"], failed=row["failed"])) else None,
-            "mean_duration": round(row["mean"].total_seconds(), 3) if row["mean"] else None,
-        }
-        for row in rows
-    ]
+    return [_node_summary(row) for row in rows]
+
+
+def _node_summary(row: dict) -> dict:
+    rate = success_rate(passed=row["passed"], failed=row["failed"])
+    return {
+        "node": row["node_name"],
+        "total": row["total"],
+        "passed": row["passed"],
+        "failed": row["failed"],
+        "errors": row["errors"],
+        "success_rate": float(rate) if rate is not None else None,
+        "mean_duration": round(row["mean"].total_seconds(), 3) if row["mean"] is not None else None,
+    }
 
 
 def report_build(*, task_id: int) -> Report | None:

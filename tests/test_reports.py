@@ -1,0 +1,79 @@
+"""Building a report from the database, without workers: counts, the workbook, idempotency."""
+
+import pytest
+from django.utils import timezone
+from openpyxl import load_workbook
+
+from catalog.models import ProductTestResult
+from reporting.models import Report
+from reporting.services import report_build
+from tests.factories import CaseFactory, NodeFactory, TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ended_task():
+    task = TaskFactory(status="running")
+    node = NodeFactory(name="lab-1")
+    now = timezone.now()
+    for name, status in [("a", "passed"), ("b", "passed"), ("c", "passed"), ("d", "failed"), ("e", "error")]:
+        CaseFactory(task=task, name=name, status=status, node=node, started_at=now, finished_at=now, attempts=1)
+    return task
+
+
+def test_the_report_counts_errors_apart_from_the_success_rate(ended_task):
+    report = report_build(task_id=ended_task.pk)
+    assert (report.total, report.passed, report.failed, report.errors, report.not_run) == (5, 3, 1, 1, 0)
+    assert str(report.success_rate) == "75.00"
+    assert report.by_node == [
+        {"node": "lab-1", "total": 5, "passed": 3, "failed": 1, "errors": 1, "success_rate": 75.0, "mean_duration": 0.0}
+    ]
+
+
+def test_the_workbook_has_a_summary_with_a_chart_every_case_and_the_nodes(ended_task):
+    report = report_build(task_id=ended_task.pk)
+    workbook = load_workbook(report.file.path)
+    assert workbook.sheetnames == ["Summary", "Cases", "Nodes"]
+    summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(values_only=True) if row and row[0]}
+    assert summary["Success rate (%)"] == 75.0 and "passed / (passed + failed)" in summary["Formula"]
+    assert len(workbook["Summary"]._charts) == 1
+    cases = list(workbook["Cases"].iter_rows(values_only=True))
+    assert cases[0][:3] == ("case", "status", "node") and len(cases) == 6
+    assert list(workbook["Nodes"].iter_rows(values_only=True))[1][:2] == ("lab-1", 5)
+
+
+def test_building_twice_makes_one_report_and_one_product_result(ended_task):
+    first = report_build(task_id=ended_task.pk)
+    assert report_build(task_id=ended_task.pk) == first
+    assert Report.objects.count() == 1
+    assert ProductTestResult.objects.filter(product=ended_task.product).count() == 1
+    ended_task.refresh_from_db()
+    assert ended_task.status == "finished" and ended_task.finished_at is not None
+
+
+def test_no_report_is_built_while_a_case_is_still_open(ended_task):
+    CaseFactory(task=ended_task, name="still-running", status="running")
+    assert report_build(task_id=ended_task.pk) is None
+    assert not Report.objects.exists()
+
+
+def test_the_report_api_states_the_formula_and_the_nodes(api, tester, ended_task):
+    report = report_build(task_id=ended_task.pk)
+    body = api.as_user(tester).get(f"/api/reports/{report.pk}/").json()
+    assert "passed / (passed + failed)" in body["success_rate_formula"]
+    assert body["by_node"][0]["node"] == "lab-1"
+    assert api.get(f"/api/reports/{report.pk}/download/").status_code == 200
+
+
+def test_a_tester_cannot_cancel_someone_elses_task(api, tester):
+    task = TaskFactory()
+    response = api.as_user(tester).post(f"/api/tasks/{task.pk}/cancel/")
+    assert response.status_code == 403
+    assert "own tasks" in response.json()["detail"]
+
+
+def test_a_finished_task_cannot_be_cancelled(api, lab_manager):
+    task = TaskFactory(status="finished")
+    response = api.as_user(lab_manager).post(f"/api/tasks/{task.pk}/cancel/")
+    assert response.status_code == 409

@@ -109,7 +109,7 @@ def report_build(*, task_id: int) -> Report | None:
                     ("Not run (cancelled)", counts["not_run"]),
                     ("Success rate (%)", float(report.success_rate) if report.success_rate is not None else "n/a"),
                     ("Formula", SUCCESS_RATE_FORMULA),
-                    ("Duration (s)", round(report.duration_seconds, 3) if report.duration_seconds else None),
+                    ("Duration (s)", round(report.duration_seconds, 3) if report.duration_seconds is not None else None),
                     ("Started (UTC)", started),
                     ("Finished (UTC)", finished),
                 ],

@@ -83,6 +83,7 @@ def report_build(*, task_id: int) -> Report | None:
         counts = _counts(cases)
         span = cases.aggregate(first=Min("started_at"), last=Max("finished_at"))
         started, finished = task.started_at or span["first"], span["last"] or timezone.now()
+        duration = (finished - started).total_seconds() if started else None
         cancelled = task.status == Task.Status.CANCELLING
         report = Report(
             task=task,
@@ -90,7 +91,7 @@ def report_build(*, task_id: int) -> Report | None:
             cancelled=cancelled,
             **counts,
             success_rate=success_rate(passed=counts["passed"], failed=counts["failed"]),
-            duration_seconds=(finished - started).total_seconds() if started else None,
+            duration_seconds=duration,
             by_node=_by_node(cases),
         )
         with tempfile.TemporaryDirectory() as folder:
@@ -109,7 +110,10 @@ def report_build(*, task_id: int) -> Report | None:
                     ("Not run (cancelled)", counts["not_run"]),
                     ("Success rate (%)", float(report.success_rate) if report.success_rate is not None else "n/a"),
                     ("Formula", SUCCESS_RATE_FORMULA),
-                    ("Duration (s)", round(report.duration_seconds, 3) if report.duration_seconds is not None else None),
+                    (
+                        "Duration (s)",
+                        round(duration, 3) if duration is not None else None,
+                    ),
                     ("Started (UTC)", started),
                     ("Finished (UTC)", finished),
                 ],

@@ -2,6 +2,7 @@
 
 import json
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,25 @@ def test_queue_names_are_readable_and_free_of_control_characters():
 
 def test_a_higher_task_priority_is_a_message_priority_redis_serves_first():
     assert message_priority(9) < message_priority(0)
+
+
+def test_a_case_that_cannot_even_be_started_ends_as_an_error_result_not_an_exception(tmp_path, settings):
+    import redis
+
+    from worker.app import create_app, run_case
+    from worker.protocol import EVENTS_KEY
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "t").mkdir()
+    path = _manifest(tmp_path, tmp_path / "p", tmp_path / "t")
+    app = create_app(node="n", broker_url=settings.REDIS_URL, manifest_path=path, workdir=tmp_path / "w")
+    events = redis.Redis.from_url(settings.REDIS_URL)
+    events.delete(EVENTS_KEY)
+    task = SimpleNamespace(app=app, request=SimpleNamespace(retries=0, id="x", hostname="testhub@n"))
+    job = {
+        "case_id": 1, "task_id": 1, "case_name": "c", "product": "calc", "product_version": "1.0",
+        "tool": "pytest", "tool_version": "8", "command": "{tool_path}/run {case} {nope}", "timeout": 5,
+    }  # fmt: skip
+    assert run_case(task, job) == {"case": 1, "status": "error"}
+    finished = json.loads(events.lpop(EVENTS_KEY))
+    assert finished["status"] == "error" and "KeyError" in finished["log"]

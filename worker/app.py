@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -145,6 +146,11 @@ def run_case(self, job: dict) -> dict:
             raise self.retry(countdown=0, max_retries=case.max_attempts - 1) from None
         log = f"[TestHub: infrastructure error, no attempts left] {reason}\n"
         return finish("error", log=log, started_at=started_at)
+    except Exception:  # anything else (a broken command template, a full disk) is this case's error, not the chord's
+        logger.exception("case %s of task %s could not be run", case.case_id, case.task_id)
+        return finish(
+            "error", log=f"[TestHub: the case could not be run]\n{traceback.format_exc()}", started_at=started_at
+        )
     return finish(outcome.status, exit_code=outcome.exit_code, log=outcome.log, started_at=started_at)
 
 

@@ -1,9 +1,9 @@
-"""The worker agent's own parts, without a broker: argument building, running, the manifest, queue names."""
+"""The worker agent's own parts: argument building, running, the manifest, queue names, a case that cannot start."""
 
 import json
 import time
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 

@@ -172,6 +172,8 @@ TESTHUB_RECONCILE_SECONDS = env_int("TESTHUB_RECONCILE_SECONDS", 30)
 # A dispatch whose chord is not in Redis this long after it started was cut off (or Redis lost it).
 TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
 TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 15)
+# Prometheus scrapes /metrics with "Authorization: Bearer <this>" (lab managers may read it signed in).
+TESTHUB_METRICS_TOKEN = env_str("TESTHUB_METRICS_TOKEN", "")
 # Where people reach TestHub: links in reports and product test results.
 TESTHUB_PUBLIC_URL = env_str("TESTHUB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -9,6 +9,7 @@ from catalog.api import ProductViewSet, TestToolViewSet
 from execution.api import CaseViewSet, TaskCaseList, TaskViewSet
 from nodes.api import NodeViewSet
 from reporting.api import ReportViewSet
+from testhub.metrics import MetricsView
 
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")
@@ -21,6 +22,7 @@ router.register("reports", ReportViewSet, basename="report")
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/auth/token/", ObtainAuthToken.as_view(), name="auth-token"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

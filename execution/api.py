@@ -46,6 +46,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "tool_name",
             "priority",
             "case_timeout",
+            "webhook_url",
             "status",
             "created_by",
             "rerun_of",
@@ -109,6 +110,9 @@ class TaskSubmitSerializer(serializers.Serializer):
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
     tool = serializers.PrimaryKeyRelatedField(queryset=TestTool.objects.all())
     priority = serializers.IntegerField(min_value=0, max_value=9, default=5)
+    webhook_url = serializers.URLField(
+        required=False, max_length=500, help_text="Also POST the report summary here when the task ends."
+    )
     case_timeout = serializers.IntegerField(
         min_value=1,
         max_value=settings.TESTHUB_MAX_CASE_TIMEOUT,
@@ -182,6 +186,7 @@ class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             case_names=data["cases"],
             priority=data["priority"],
             case_timeout=data.get("case_timeout"),
+            webhook_url=data.get("webhook_url", ""),
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
 

@@ -41,6 +41,9 @@ class Task(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="testhub_tasks"
     )
     case_timeout = models.PositiveIntegerField(help_text="Seconds one case may run; the tool's timeout by default.")
+    webhook_url = models.URLField(
+        blank=True, max_length=500, help_text="Also tell this URL when the report is ready (besides the global one)."
+    )
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)

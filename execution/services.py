@@ -47,6 +47,7 @@ def task_submit(
     priority: int,
     case_timeout: int | None = None,
     rerun_of: Task | None = None,
+    webhook_url: str = "",
 ) -> Task:
     """Write a task and its cases in one transaction; the chord is published after commit, by the control worker.
 
@@ -66,6 +67,7 @@ def task_submit(
             priority=priority,
             case_timeout=case_timeout or tool.case_timeout,
             rerun_of=rerun_of,
+            webhook_url=webhook_url,
         )
         Case.objects.insert_queued(task=task, names=case_names)
         transaction.on_commit(lambda: _dispatch_soon(task.pk))
@@ -283,6 +285,7 @@ def task_rerun(*, task: Task, user: AbstractBaseUser, which: str) -> Task:
         priority=task.priority,
         case_timeout=task.case_timeout,
         rerun_of=task,
+        webhook_url=task.webhook_url,
     )
 
 

@@ -3,6 +3,7 @@ import tempfile
 from decimal import Decimal
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
@@ -12,7 +13,9 @@ from django.utils import timezone
 from catalog.services import product_test_result_record
 from execution.models import Case, Task
 from reporting.models import Report
+from reporting.webhooks import webhook_urls
 from reporting.xlsx import write_workbook
+from worker.protocol import CONTROL_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +143,11 @@ def report_build(*, task_id: int) -> Report | None:
                 errors=counts["errors"],
                 report_url=f"{settings.TESTHUB_PUBLIC_URL}/api/reports/{report.pk}/download/",
             )
+        for url in webhook_urls(report):
+            # After commit, on the control worker, retried with backoff: a slow receiver never holds up a report.
+            transaction.on_commit(lambda url=url: current_app.send_task(
+                "reporting.send_webhook", args=(report.pk, url), queue=CONTROL_QUEUE
+            ))  # fmt: skip
     logger.info("task %s: report %s built (%s cases)", task.pk, report.pk, counts["total"])
     return report
 

@@ -1,8 +1,25 @@
 from celery import shared_task
 
-from reporting import services
+from reporting import services, webhooks
+from reporting.models import Report
 
 
 @shared_task(name="reporting.build_report", acks_late=True)
 def build_report(task_id: int) -> None:
     services.report_build(task_id=task_id)
+
+
+@shared_task(
+    name="reporting.send_webhook",
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(webhooks.DeliveryFailed,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=10,
+)
+def send_webhook(report_id: int, url: str) -> None:
+    webhooks.webhook_deliver(
+        report=Report.objects.select_related("task__product", "task__tool").get(pk=report_id), url=url
+    )

@@ -174,6 +174,10 @@ TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
 TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 15)
 # Prometheus scrapes /metrics with "Authorization: Bearer <this>" (lab managers may read it signed in).
 TESTHUB_METRICS_TOKEN = env_str("TESTHUB_METRICS_TOKEN", "")
+# When a task's report is ready, its summary is POSTed here (and to the task's own webhook_url), signed with
+# HMAC-SHA256 of the body under TESTHUB_WEBHOOK_SECRET in the X-TestHub-Signature header.
+TESTHUB_WEBHOOK_URL = env_str("TESTHUB_WEBHOOK_URL", "")
+TESTHUB_WEBHOOK_SECRET = env_str("TESTHUB_WEBHOOK_SECRET", "")
 # Where people reach TestHub: links in reports and product test results.
 TESTHUB_PUBLIC_URL = env_str("TESTHUB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -170,10 +170,10 @@ class Lab:
         self.workers[node.name] = process
         return process
 
-    def run(self, *names: str, slots: int = 1) -> list[Node]:
-        """The usual start: nodes by name, the control worker and each node's worker, all online."""
+    def run(self, *names: str, slots: int = 1, **control_env) -> list[Node]:
+        """The usual start: nodes by name, the control worker (with extra settings) and each node's worker."""
         nodes = [self.add_node(name, slots=slots) for name in names]
-        self.start_control()
+        self.start_control(**control_env)
         for node in nodes:
             self.start_worker(node)
         self.wait_online(*nodes)

@@ -1,8 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from execution.models import Case, Task
+from execution import services
+from execution.models import Case, Task, TaskTemplate
+from testhub.errors import DomainError
 
 CASES_SHOWN_ON_TASK_PAGE = 200
 
@@ -99,3 +102,51 @@ class CaseAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("log")
+
+
+@admin.register(TaskTemplate)
+class TaskTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "product", "tool", "priority", "cron", "last_run_error", "updated_at"]
+    list_select_related = ["product", "tool"]
+    list_filter = ["product", "tool"]
+    search_fields = ["name"]
+    fields = ["name", "product", "tool", "cases", "priority", "case_timeout", "cron", "last_run_error", "recent_runs"]
+    readonly_fields = ["last_run_error", "recent_runs"]
+    actions = ["run_now"]
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            obj.created_by = obj.created_by or request.user
+            super().save_model(request, obj, form, change)
+            services.template_schedule(template=obj)
+
+    @admin.display(description="recent runs")
+    def recent_runs(self, template):
+        runs = template.runs.select_related("report").order_by("-created_at")[:20]
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:execution_task_change", args=[run.pk]),
+                    run.pk,
+                    run.created_at,
+                    run.status,
+                    getattr(getattr(run, "report", None), "success_rate", None) or "-",
+                )
+                for run in runs
+            ),
+        )
+        return format_html(
+            "<table><tr><th>task</th><th>started</th><th>status</th><th>pass rate</th></tr>{}</table>", rows
+        )
+
+    @admin.action(description="Run the selected templates now")
+    def run_now(self, request, queryset):
+        for template in queryset.select_related("product", "tool"):
+            try:
+                task = services.template_run(template=template, user=request.user)
+            except DomainError as error:
+                self.message_user(request, f"{template}: {error.message}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{template}: started task #{task.pk}.")

@@ -1,5 +1,6 @@
 import django_filters
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
 from execution import services
-from execution.models import CASE_NAME_MAX_LENGTH, Case, Task
+from execution.models import CASE_NAME_MAX_LENGTH, Case, Task, TaskTemplate
 from testhub.permissions import SubmitPermission
 from testhub.renderers import PlainTextRenderer
 from testhub.roles import is_lab_manager
@@ -246,3 +247,93 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
         """The case's output (stdout and stderr); when long, its last 64 KiB."""
         case = get_object_or_404(Case.objects.only("log"), pk=pk)
         return HttpResponse(case.log, content_type="text/plain; charset=utf-8")
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    cases = CaseNamesField(help_text="Case names, each at most 500 characters, no repeats.")
+    product_name = serializers.CharField(source="product.__str__", read_only=True)
+    tool_name = serializers.CharField(source="tool.__str__", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = TaskTemplate
+        fields = [
+            "id",
+            "name",
+            "product",
+            "product_name",
+            "tool",
+            "tool_name",
+            "cases",
+            "priority",
+            "case_timeout",
+            "cron",
+            "last_run_error",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["last_run_error", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        product = attrs.get("product", getattr(self.instance, "product", None))
+        tool = attrs.get("tool", getattr(self.instance, "tool", None))
+        if product and tool and not product.tool_links.filter(tool=tool).exists():
+            raise serializers.ValidationError({"tool": f"{tool} is not linked to {product}; pick one of its tools."})
+        return attrs
+
+
+class TemplateRunSerializer(TaskSerializer):
+    success_rate = serializers.DecimalField(
+        source="report.success_rate", max_digits=5, decimal_places=2, read_only=True, default=None
+    )
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "success_rate"]
+        read_only_fields = fields
+
+
+class TemplateViewSet(viewsets.ModelViewSet):
+    """Saved tasks: lab managers keep them and run them now or on a cron schedule; every run is a task."""
+
+    lookup_value_regex = "[0-9]+"
+    serializer_class = TemplateSerializer
+    queryset = TaskTemplate.objects.select_related("product", "tool", "created_by")
+    filterset_fields = ["product", "tool"]
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at"]
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            services.template_schedule(template=serializer.save(created_by=self.request.user))
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            services.template_schedule(template=serializer.save())
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            instance.cron = ""
+            services.template_schedule(template=instance)
+            instance.delete()
+
+    @extend_schema(request=None, responses={201: TaskSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        """Run the template now: a new task, with its own report."""
+        task = services.template_run(template=self.get_object(), user=request.user)
+        tasks = Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
+        return Response(TaskSerializer(tasks.get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=TemplateRunSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def runs(self, request, pk=None):
+        """The template's runs, newest first, each with its pass rate."""
+        template = self.get_object()
+        runs = (
+            template.runs.select_related("product", "tool", "created_by", "report")
+            .with_case_counts()
+            .order_by("-created_at", "-id")
+        )
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(TemplateRunSerializer(page, many=True).data)

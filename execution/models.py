@@ -44,6 +44,7 @@ class Task(models.Model):
     webhook_url = models.URLField(
         blank=True, max_length=500, help_text="Also tell this URL when the report is ready (besides the global one)."
     )
+    template = models.ForeignKey("TaskTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -69,6 +70,37 @@ class CaseQuerySet(models.QuerySet):
         with connection.cursor() as cursor, cursor.copy(f"COPY {Case._meta.db_table} ({columns}) FROM STDIN") as copy:
             for name in names:
                 copy.write_row((task.pk, name, Case.Status.QUEUED, 0, ""))
+
+
+class TaskTemplate(models.Model):
+    """A task saved to run again: now, or on a cron schedule. Each run is an ordinary task."""
+
+    name = models.CharField(max_length=200, unique=True)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="templates")
+    tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="templates")
+    cases = models.JSONField(help_text="The case names, in order.")
+    priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(0), MaxValueValidator(9)])
+    case_timeout = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the tool's timeout.")
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Cron: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'. Empty: run by hand.",
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    last_run_error = models.CharField(
+        max_length=1000, blank=True, help_text="Why the last scheduled run did not start."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
 
 
 class Case(models.Model):

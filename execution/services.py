@@ -1,3 +1,4 @@
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import Product, ProductTool, TestTool
-from execution.models import Case, Task
+from execution.models import Case, Task, TaskTemplate
 from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeTool
 from nodes.services import worker_queues_sync
@@ -48,6 +49,7 @@ def task_submit(
     case_timeout: int | None = None,
     rerun_of: Task | None = None,
     webhook_url: str = "",
+    template: TaskTemplate | None = None,
 ) -> Task:
     """Write a task and its cases in one transaction; the chord is published after commit, by the control worker.
 
@@ -68,6 +70,7 @@ def task_submit(
             case_timeout=case_timeout or tool.case_timeout,
             rerun_of=rerun_of,
             webhook_url=webhook_url,
+            template=template,
         )
         Case.objects.insert_queued(task=task, names=case_names)
         transaction.on_commit(lambda: _dispatch_soon(task.pk))
@@ -367,3 +370,84 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
         _publish(task)
         outcome.redispatched.append(task.pk)
     return outcome
+
+
+# --- templates: saved tasks, run now or on a cron schedule ------------------------------------------------
+
+
+def _crontab(expression: str):
+    from django_celery_beat.models import CrontabSchedule
+
+    fields = expression.split()
+    if len(fields) != 5:
+        raise DomainError(f"The schedule {expression!r} needs five cron fields: minute hour day month weekday.")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    schedule = CrontabSchedule(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone=settings.TIME_ZONE,
+    )
+    try:
+        schedule.schedule  # noqa: B018  (parses every field)
+    except ValueError as error:
+        raise DomainError(f"The schedule {expression!r} is not valid cron: {error}.") from None
+    existing = CrontabSchedule.objects.filter(
+        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+    ).first()
+    if existing:
+        return existing
+    schedule.save()
+    return schedule
+
+
+def template_schedule(*, template: TaskTemplate) -> None:
+    """Keep the template's beat entry in step with its cron field (none when the field is empty)."""
+    from django_celery_beat.models import PeriodicTask
+
+    if not template.cron:
+        if template.periodic_task:
+            template.periodic_task.delete()
+        return
+    crontab = _crontab(template.cron)
+    periodic, _ = PeriodicTask.objects.update_or_create(
+        name=f"testhub template {template.pk}",
+        defaults={
+            "task": "execution.run_template",
+            "crontab": crontab,
+            "args": json.dumps([template.pk]),
+            "queue": CONTROL_QUEUE,
+            "enabled": True,
+        },
+    )
+    if template.periodic_task_id != periodic.pk:
+        template.periodic_task = periodic
+        template.save(update_fields=["periodic_task"])
+
+
+def template_run(*, template: TaskTemplate, user: AbstractBaseUser | None) -> Task:
+    """One run of the template: a normal task with its own report, linked to the template."""
+    return task_submit(
+        user=user or template.created_by,
+        name=f"{template.name} ({timezone.now():%Y-%m-%d %H:%M})",
+        product=template.product,
+        tool=template.tool,
+        case_names=template.cases,
+        priority=template.priority,
+        case_timeout=template.case_timeout,
+        template=template,
+    )
+
+
+def template_run_scheduled(*, template_id: int) -> None:
+    """What beat runs: a run that cannot start (no online node) is noted on the template, not lost silently."""
+    template = TaskTemplate.objects.select_related("product", "tool", "created_by").get(pk=template_id)
+    try:
+        template_run(template=template, user=None)
+    except DomainError as error:
+        logger.warning("template %s: scheduled run did not start: %s", template.pk, error.message)
+        TaskTemplate.objects.filter(pk=template.pk).update(last_run_error=error.message[:1000])
+        return
+    TaskTemplate.objects.filter(pk=template.pk).exclude(last_run_error="").update(last_run_error="")

@@ -36,6 +36,8 @@ def configure(celery_app: Celery) -> None:
             "reconcile": {"task": "execution.reconcile", "schedule": float(settings.TESTHUB_RECONCILE_SECONDS)},
         },
         worker_hijack_root_logger=False,
+        beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+        timezone=settings.TIME_ZONE,
         broker_connection_timeout=3,  # a request that enqueues work must not hang on a missing broker
     )
 

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "corsheaders",
+    "django_celery_beat",
     "testhub.apps.TestHubConfig",
     "catalog",
     "nodes",

@@ -6,7 +6,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import DefaultRouter
 
 from catalog.api import ProductViewSet, TestToolViewSet
-from execution.api import CaseViewSet, TaskCaseList, TaskViewSet
+from execution.api import CaseViewSet, TaskCaseList, TaskViewSet, TemplateViewSet
 from nodes.api import NodeViewSet
 from reporting.api import ReportViewSet
 from testhub.metrics import MetricsView
@@ -17,6 +17,7 @@ router.register("tools", TestToolViewSet, basename="tool")
 router.register("nodes", NodeViewSet, basename="node")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("cases", CaseViewSet, basename="case")
+router.register("templates", TemplateViewSet, basename="template")
 router.register("reports", ReportViewSet, basename="report")
 
 urlpatterns = [

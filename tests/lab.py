@@ -108,6 +108,11 @@ class Lab:
         )
         return process
 
+    def start_beat(self) -> subprocess.Popen:
+        """Beat with the database scheduler, checking for due entries every second."""
+        argv = [sys.executable, "-m", "celery", "-A", "testhub", "beat", "--max-interval", "1", "--loglevel", "INFO"]
+        return self._start(argv, "beat")
+
     def add_node(self, name: str, *, broken: bool = False, slots: int = 1, status=Node.Status.UNKNOWN) -> Node:
         """A node with calc 1.0 and labtool 1 installed, in the database and in its manifest.
 

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -69,6 +70,9 @@ class ToolLinkSerializer(serializers.Serializer):
 
 
 class ProductTestResultSerializer(serializers.ModelSerializer):
+    # A plain string in the schema: results recorded without a report have an empty link, not a URI.
+    report_url = serializers.CharField(required=False, allow_blank=True, max_length=500, validators=[URLValidator()])
+
     class Meta:
         model = ProductTestResult
         fields = ["id", "pass_rate", "total", "passed", "failed", "errors", "report_url", "source", "created_at"]

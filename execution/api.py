@@ -33,6 +33,7 @@ class TaskSerializer(serializers.ModelSerializer):
     tool_name = serializers.CharField(source="tool.__str__", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     counts = CaseCountsSerializer(source="*", read_only=True)
+    webhook_url = serializers.CharField(read_only=True, help_text="Empty when the task has no webhook of its own.")
     progress = serializers.SerializerMethodField(help_text="Percent of cases that have ended, 0 to 100.")
     report = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 

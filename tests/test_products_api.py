@@ -227,3 +227,17 @@ def test_tool_list_runs_the_same_queries_for_any_page_size(api, tester, django_a
     api.as_user(tester)
     with django_assert_num_queries(3):
         api.get("/api/tools/?page_size=30")
+
+
+def test_a_result_recorded_without_a_report_link_reads_back_with_an_empty_link(api, lab_manager):
+    product = ProductFactory()
+    api.as_user(lab_manager).put(f"/api/products/{product.pk}/test-result/", {"pass_rate": "90", "source": "ci"})
+    assert api.get(f"/api/products/{product.pk}/test-result/").json()["latest"]["report_url"] == ""
+
+
+def test_a_malformed_report_link_is_refused(api, lab_manager):
+    product = ProductFactory()
+    response = api.as_user(lab_manager).put(
+        f"/api/products/{product.pk}/test-result/", {"pass_rate": "90", "source": "ci", "report_url": "not a url"}
+    )
+    assert response.status_code == 400 and "report_url" in response.json()

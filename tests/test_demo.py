@@ -1,0 +1,32 @@
+"""README's first command, end to end: the embedded default (SQLite, a Redis of its own), real workers."""
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.lab import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(TESTHUB_DATA_DIR=str(tmp_path), PORT=str(_free_port()), FLOWER_PORT=str(_free_port()))
+    result = subprocess.run(["bin/run", "--once"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "7 passed, 1 failed, 0 errors; success rate 87.50%" in result.stdout
+    report = next(line for line in result.stdout.splitlines() if line.startswith("Report: ")).removeprefix("Report: ")
+    assert Path(report).is_file() and Path(report).is_relative_to(tmp_path)
+    assert (tmp_path / "testhub.sqlite3").is_file()
+    assert "login: admin / " in result.stdout
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert leftovers == []  # every process of the demo, its Redis included, stopped with it

@@ -1,0 +1,98 @@
+"""compose.yaml cannot be run here (no Docker engine), so it is checked against the project instead."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import get_commands
+
+PROJECT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((PROJECT / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+# Read by the worker's command line, by the images (PostgreSQL) or by compose itself.
+OUTSIDE_SETTINGS = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD",
+                    "TESTHUB_NODE", "TESTHUB_BROKER_URL"}  # fmt: skip
+
+
+def _settings_read_from_the_environment() -> set[str]:
+    sources = (PROJECT / "testhub" / "settings.py").read_text() + (PROJECT / "worker" / "__main__.py").read_text()
+    return set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z_]+)"', sources)) | set(
+        re.findall(r'environ\.get\("([A-Z_]+)"', sources)
+    )
+
+
+def _commands(service: dict) -> list[list[str]]:
+    command = service.get("command")
+    if command is None:
+        return []
+    words = command if isinstance(command, list) else shlex.split(command)
+    if words[:2] == ["sh", "-c"]:
+        return [shlex.split(part) for part in re.split(r"&&", words[2])]
+    return [words]
+
+
+def test_compose_runs_every_process_of_testhub():
+    assert set(SERVICES) == {"db", "redis", "web", "control", "beat", "flower", "demo-node-1", "demo-node-2"}
+
+
+def test_every_service_has_a_healthcheck():
+    assert [name for name, service in SERVICES.items() if "healthcheck" not in service] == []
+
+
+def test_redis_keeps_its_data_and_never_evicts_queued_work():
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--appendonly") : command.index("--appendonly") + 2] == ["--appendonly", "yes"]
+    assert "noeviction" in command
+
+
+def test_data_lives_in_named_volumes():
+    declared = set(COMPOSE["volumes"])
+    used = {volume.split(":")[0] for service in SERVICES.values() for volume in service.get("volumes", [])}
+    assert used == declared == {"pgdata", "redisdata", "media"}
+
+
+def test_there_is_one_beat_and_flower_asks_for_a_password():
+    assert SERVICES["beat"]["deploy"]["replicas"] == 1
+    assert "--basic-auth=" in " ".join(SERVICES["flower"]["command"])
+
+
+def test_every_variable_compose_sets_is_one_the_project_reads():
+    example = PROJECT / "testhub.env.example"
+    names = {line.split("=", 1)[0] for line in example.read_text().splitlines() if "=" in line and line[0] != "#"}
+    for service in SERVICES.values():
+        names |= set(service.get("environment", {}))
+    unknown = names - _settings_read_from_the_environment() - OUTSIDE_SETTINGS
+    assert unknown == set()
+
+
+@pytest.mark.parametrize("name", ["web", "control", "beat", "flower"])
+def test_every_control_plane_command_is_a_real_entry_point(name):
+    from testhub.celery import app
+
+    for words in _commands(SERVICES[name]):
+        if words[0] == "celery":
+            assert words[1:3] == ["-A", "testhub"] and app.main == "testhub"
+            assert words[3] in {"worker", "beat", "flower", "inspect"}
+        elif words[0] == "gunicorn":
+            module, _, attribute = words[1].partition(":")
+            assert hasattr(__import__(module, fromlist=["application"]), attribute or "application")
+        elif words[:2] == ["python", "manage.py"]:
+            assert words[2] in get_commands()
+        else:
+            pytest.fail(f"{name}: unknown command {words}")
+
+
+def test_the_test_machines_run_the_worker_from_a_script_in_the_project():
+    dockerfile = (PROJECT / SERVICES["demo-node-1"]["build"]["dockerfile"]).read_text()
+    entrypoint = PROJECT / "docker" / "node-entrypoint.sh"
+    assert "node-entrypoint.sh" in dockerfile and entrypoint.is_file()
+    assert "exec python -m worker --node" in entrypoint.read_text()
+
+
+def test_the_readme_documents_the_commands_compose_runs():
+    readme = (PROJECT / "README.md").read_text()
+    for fragment in ["celery -A testhub worker -Q control", "celery -A testhub beat", "gunicorn testhub.wsgi",
+                     "python -m worker --node", "docker compose up"]:  # fmt: skip
+        assert fragment in readme

@@ -1,7 +1,7 @@
 """The one place the control plane talks to the broker beyond plain task calls.
 
 Publishing chords, markers that show a dispatched chord is still in Redis, cancel flags the
-workers read, and remote control of the workers (add or cancel a queue, ping).
+workers read, and remote control of the workers (add or cancel a queue).
 """
 
 import logging
@@ -48,10 +48,6 @@ def dispatch_marker_exists(task_id: int) -> bool:
     return bool(_redis().exists(_DISPATCH_KEY.format(task_id=task_id)))
 
 
-def forget_dispatch(task_id: int) -> None:
-    _redis().delete(_DISPATCH_KEY.format(task_id=task_id))
-
-
 def restore_expired_unacked() -> None:
     """Hand out again the case messages held by workers that died (unacked past the visibility timeout).
 
@@ -79,7 +75,3 @@ def add_consumer(*, node: str, queue: str) -> None:
 def cancel_consumer(*, node: str, queue: str) -> None:
     logger.info("telling node %s to stop consuming %s", node, queue)
     app.control.cancel_consumer(queue, destination=[worker_hostname(node)], reply=False)
-
-
-def ping(*, node: str, timeout: float = 1.0) -> bool:
-    return bool(app.control.ping(destination=[worker_hostname(node)], timeout=timeout))

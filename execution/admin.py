@@ -25,7 +25,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
-    list_display = ["id", "name", "product", "tool", "priority", "status", "progress", "created_by", "created_at"]
+    list_display = ["id", "name", "product", "tool", "priority", "status", "progress_shown", "created_by", "created_at"]
     list_select_related = ["product", "tool", "created_by"]
     list_filter = ["status", "product", "tool", "priority"]
     search_fields = ["name", "created_by__username"]
@@ -39,7 +39,7 @@ class TaskAdmin(ReadOnlyAdmin):
         "status",
         "created_by",
         "rerun_of",
-        "progress",
+        "progress_shown",
         "counts",
         "created_at",
         "dispatched_at",
@@ -53,11 +53,10 @@ class TaskAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).with_case_counts()
 
     @admin.display(description="progress")
-    def progress(self, task):
+    def progress_shown(self, task):
         if not task.cases_total:
             return "-"
-        ended = task.cases_passed + task.cases_failed + task.cases_error + task.cases_cancelled
-        return f"{ended}/{task.cases_total} ({100 * ended / task.cases_total:.0f}%)"
+        return f"{task.cases_ended}/{task.cases_total} ({task.progress:.0f}%)"
 
     @admin.display(description="cases by status")
     def counts(self, task):

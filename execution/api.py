@@ -62,10 +62,7 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_progress(self, task) -> float:
-        if not task.cases_total:
-            return 0.0
-        ended = task.cases_passed + task.cases_failed + task.cases_error + task.cases_cancelled
-        return round(100 * ended / task.cases_total, 1)
+        return task.progress
 
 
 @extend_schema_field(

@@ -17,7 +17,8 @@ class TaskQuerySet(models.QuerySet):
     def with_case_counts(self):
         """Annotate cases_total and cases_<status> in the same query as the tasks."""
         counts = {f"cases_{status}": Count("cases", filter=Q(cases__status=status)) for status in Case.Status.values}
-        return self.annotate(cases_total=Count("cases"), **counts)
+        ended = Count("cases", filter=Q(cases__status__in=Case.FINAL_STATUSES))
+        return self.annotate(cases_total=Count("cases"), cases_ended=ended, **counts)
 
 
 class Task(models.Model):
@@ -58,6 +59,11 @@ class Task(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.name}"
+
+    @property
+    def progress(self) -> float:
+        """Percent of cases that have ended; needs with_case_counts()."""
+        return round(100 * self.cases_ended / self.cases_total, 1) if self.cases_total else 0.0
 
 
 class CaseQuerySet(models.QuerySet):
@@ -112,6 +118,7 @@ class Case(models.Model):
         ERROR = "error", "Error"
         CANCELLED = "cancelled", "Cancelled"
 
+    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING)
     FINAL_STATUSES = (Status.PASSED, Status.FAILED, Status.ERROR, Status.CANCELLED)
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="cases")

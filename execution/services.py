@@ -151,7 +151,6 @@ def _node_ids(names: set[str]) -> dict[str, int]:
     return dict(Node.objects.filter(name__in=names).values_list("name", "pk"))
 
 
-_OPEN = (Case.Status.QUEUED, Case.Status.RUNNING)
 _RECORDED_FIELDS = ["status", "node_id", "attempts", "exit_code", "started_at", "finished_at", "log"]
 
 
@@ -200,7 +199,7 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
     nodes = _node_ids({event["node"] for event in events})
     with transaction.atomic():
         open_cases = Case.objects.select_for_update().filter(
-            pk__in={event["case_id"] for event in case_events}, status__in=_OPEN
+            pk__in={event["case_id"] for event in case_events}, status__in=Case.OPEN_STATUSES
         )
         cases = {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
         changed, started_tasks, finished_tasks, failed_installs = {}, {}, set(), []
@@ -208,11 +207,15 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
             case = cases.get(event["case_id"])
             if event["kind"] == "infra_error":
                 failed_installs.append((event, nodes.get(event["node"])))
-            if case is None or case.status not in _OPEN or not _apply(case, event, nodes.get(event["node"])):
+            if (
+                case is None
+                or case.status not in Case.OPEN_STATUSES
+                or not _apply(case, event, nodes.get(event["node"]))
+            ):
                 continue
             changed[case.pk] = case
             started_tasks.setdefault(case.task_id, case.started_at)
-            if case.status not in _OPEN:
+            if case.status not in Case.OPEN_STATUSES:
                 finished_tasks.add(case.task_id)
         _cases_save(changed.values())
         for task_id, at in started_tasks.items():
@@ -225,7 +228,9 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
             )
         _heartbeats_record(heartbeats)
         done = {
-            task_id for task_id in finished_tasks if not Case.objects.filter(task_id=task_id, status__in=_OPEN).exists()
+            task_id
+            for task_id in finished_tasks
+            if not Case.objects.filter(task_id=task_id, status__in=Case.OPEN_STATUSES).exists()
         }
     return RecordingOutcome(tasks_to_report=done)
 
@@ -338,7 +343,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
     broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
-        open_cases = task.cases.filter(status__in=[Case.Status.QUEUED, Case.Status.RUNNING])
+        open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)
         if task.status == Task.Status.CANCELLING:
             lost = open_cases.exclude(node__status=Node.Status.ONLINE)
             lost.update(status=Case.Status.CANCELLED, finished_at=now)

@@ -81,7 +81,7 @@ def report_build(*, task_id: int) -> Report | None:
         if task.status in (Task.Status.FINISHED, Task.Status.CANCELLED):
             return Report.objects.filter(task=task).first()
         cases = Case.objects.filter(task=task)
-        if cases.filter(status__in=[Case.Status.QUEUED, Case.Status.RUNNING]).exists():
+        if cases.filter(status__in=Case.OPEN_STATUSES).exists():
             return None
         counts = _counts(cases)
         span = cases.aggregate(first=Min("started_at"), last=Max("finished_at"))

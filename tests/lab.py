@@ -5,7 +5,6 @@ database and this run's Redis db) and stops them when the test ends.
 """
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ from django.db import connection
 from catalog.models import Product, ProductTool, TestTool
 from nodes import services as node_services
 from nodes.models import Node
+from worker import manifest as worker_manifest
 
 PROJECT = Path(__file__).resolve().parent.parent
 LABTOOL = Path(__file__).resolve().parent / "labtool" / "labtool"
@@ -137,17 +137,14 @@ class Lab:
                 )
             ],
         )
-        manifest = {
-            "installs": [
-                {
-                    "product": "calc",
-                    "version": "1.0",
-                    "path": str(product_path),
-                    "tools": [{"tool": "labtool", "version": "1", "path": str(tool_path)}],
-                }
-            ]
-        }
-        (home / "manifest.json").write_text(json.dumps(manifest))
+        worker_manifest.write(
+            home / "manifest.json",
+            [
+                worker_manifest.entry(
+                    product="calc", version="1.0", path=product_path, tools=[("labtool", "1", tool_path)]
+                )
+            ],
+        )
         return node
 
     def start_worker(self, node: Node) -> subprocess.Popen:

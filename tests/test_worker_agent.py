@@ -68,19 +68,8 @@ def test_a_missing_executable_is_an_infrastructure_error(tmp_path):
 
 def _manifest(tmp_path, product_path, tool_path):
     path = tmp_path / "manifest.json"
-    path.write_text(
-        json.dumps(
-            {
-                "installs": [
-                    {
-                        "product": "calc",
-                        "version": "1.0",
-                        "path": str(product_path),
-                        "tools": [{"tool": "pytest", "version": "8", "path": str(tool_path)}],
-                    }
-                ]
-            }
-        )
+    manifest.write(
+        path, [manifest.entry(product="calc", version="1.0", path=product_path, tools=[("pytest", "8", tool_path)])]
     )
     return path
 

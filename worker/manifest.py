@@ -9,6 +9,7 @@ It is read again for every case, so an install or uninstall takes effect without
 """
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +75,23 @@ def resolve(path: Path, *, product: str, product_version: str, tool: str, tool_v
                 return InstallPaths(product_path=install["path"], tool_path=tool_install["path"])
         raise MissingInstall(f"{tool} {tool_version} is not installed for {product} {product_version} here.")
     raise MissingInstall(f"{product} {product_version} is not installed here.")
+
+
+def entry(*, product: str, version: str, path: str, tools: list[tuple[str, str, str]]) -> dict:
+    """One installed product with its tools, each (tool, version, path), in the manifest's shape."""
+    return {
+        "product": product,
+        "version": version,
+        "path": str(path),
+        "tools": [
+            {"tool": tool, "version": tool_version, "path": str(tool_path)} for tool, tool_version, tool_path in tools
+        ],
+    }
+
+
+def write(path: Path, installs: list[dict]) -> None:
+    """Replace the manifest in one step: a worker reading it mid-write must see the old or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps({"installs": installs}))
+    os.replace(partial, path)

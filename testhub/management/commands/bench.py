@@ -8,7 +8,6 @@ workload as a bare chord with the ratio, the control worker's peak memory, and t
 to build a report of --report-cases cases.
 """
 
-import json
 import multiprocessing
 import os
 import resource
@@ -33,6 +32,7 @@ from execution.models import Case, Task
 from nodes import services as node_services
 from nodes.models import Node
 from reporting.models import Report
+from worker import manifest as worker_manifest
 
 PROJECT = Path(settings.BASE_DIR)
 
@@ -146,17 +146,14 @@ class Command(BaseCommand):
                     )
                 ],
             )
-            manifest = {
-                "installs": [
-                    {
-                        "product": "bench",
-                        "version": "1",
-                        "path": str(home / "product"),
-                        "tools": [{"tool": "noop", "version": "1", "path": str(home / "tool")}],
-                    }
-                ]
-            }
-            (home / "manifest.json").write_text(json.dumps(manifest))
+            worker_manifest.write(
+                home / "manifest.json",
+                [
+                    worker_manifest.entry(
+                        product="bench", version="1", path=home / "product", tools=[("noop", "1", home / "tool")]
+                    )
+                ],
+            )
             nodes.append(node)
         return product, tool, nodes
 
@@ -203,7 +200,7 @@ class Command(BaseCommand):
         task, latency = submit([f"case-{i}" for i in range(cases)])
         _wait(lambda: Case.objects.filter(task=task, started_at__isnull=False).exists(), 60, "first case", 0.02)
         first_start = Case.objects.filter(task=task, started_at__isnull=False).order_by("started_at").first().started_at
-        _wait(lambda: not Case.objects.filter(task=task, status__in=["queued", "running"]).exists(), 3600, "all cases")
+        _wait(lambda: not Case.objects.filter(task=task, status__in=Case.OPEN_STATUSES).exists(), 3600, "all cases")
         all_recorded = timezone.now()
         _wait(lambda: Report.objects.filter(task=task).exists(), 600, "report")
         testhub_seconds = (all_recorded - submitted_at).total_seconds()

@@ -5,7 +5,6 @@ own), the web server and Flower; submits the demo product's test suite as a task
 prints the report. Without --once it then keeps everything running until Ctrl-C.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from execution.models import Case, Task
 from nodes.models import Node
 from reporting.models import Report
 from testhub.demo import NODES, demo_lab_seed
+from worker import manifest as worker_manifest
 
 DEMO = Path(__file__).resolve().parent.parent.parent / "demo"  # testhub/demo
 BAR_WIDTH = 30
@@ -76,17 +76,14 @@ class Command(BaseCommand):
         launcher = tool_path / "pytest"
         launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pytest "$@"\n')
         launcher.chmod(0o755)
-        manifest = {
-            "installs": [
-                {
-                    "product": "demo-calculator",
-                    "version": "1.0",
-                    "path": str(product_path),
-                    "tools": [{"tool": "pytest", "version": "8", "path": str(tool_path)}],
-                }
-            ]
-        }
-        (home / "manifest.json").write_text(json.dumps(manifest))
+        worker_manifest.write(
+            home / "manifest.json",
+            [
+                worker_manifest.entry(
+                    product="demo-calculator", version="1.0", path=product_path, tools=[("pytest", "8", tool_path)]
+                )
+            ],
+        )
 
     def _run(self, *, once: bool, port: int, flower_port: int):
         out = self.stdout.write
@@ -147,7 +144,7 @@ class Command(BaseCommand):
         deadline, shown = time.monotonic() + 300, None
         while True:
             counts = dict(Case.objects.filter(task=task).order_by().values_list("status").annotate(n=Count("pk")))
-            done = sum(counts.get(status, 0) for status in ("passed", "failed", "error", "cancelled"))
+            done = sum(counts.get(status, 0) for status in Case.FINAL_STATUSES)
             total = sum(counts.values())
             filled = BAR_WIDTH * done // max(total, 1)
             line = (

@@ -18,9 +18,27 @@ RESULT_HISTORY_LENGTH = 100
 
 
 class TestToolSerializer(serializers.ModelSerializer):
+    file_name = serializers.CharField(read_only=True)
+    download_url = serializers.SerializerMethodField()
+
     class Meta:
         model = TestTool
-        fields = ["id", "name", "version", "command_template", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "version",
+            "command_template",
+            "case_timeout",
+            "file_name",
+            "download_url",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_download_url(self, tool: TestTool) -> str | None:
+        if not tool.file:
+            return None
+        return self.context["request"].build_absolute_uri(f"/api/tools/{tool.pk}/file/")
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -49,9 +67,7 @@ class ProductSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(f"/api/products/{product.pk}/file/")
 
 
-class ProductUploadSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    version = serializers.CharField(max_length=50)
+class PackageFileSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=False)
 
     def validate_file(self, file):
@@ -63,6 +79,11 @@ class ProductUploadSerializer(serializers.Serializer):
         if file.size > limit:
             raise serializers.ValidationError(f"The file is {file.size} bytes; the limit is {limit} bytes.")
         return file
+
+
+class ProductUploadSerializer(PackageFileSerializer):
+    name = serializers.CharField(max_length=100)
+    version = serializers.CharField(max_length=50)
 
 
 class ToolLinkSerializer(serializers.Serializer):
@@ -168,3 +189,21 @@ class TestToolViewSet(viewsets.ModelViewSet):
     filterset_fields = ["name", "version", "products"]
     search_fields = ["name", "version"]
     ordering_fields = ["name", "version", "created_at"]
+
+    @extend_schema(methods=["GET"], request=None, responses={200: OpenApiResponse(description="The tool's files.")})
+    @extend_schema(
+        methods=["PUT"], request={"multipart/form-data": PackageFileSerializer}, responses=TestToolSerializer
+    )
+    @action(detail=True, methods=["get", "put"], parser_classes=[StrictMultiPartParser])
+    def file(self, request, pk=None):
+        """The tool's files: an archive unpacked into the tool's install path on each node, or one file copied
+        there. PUT replaces it; nodes get it with their next install."""
+        tool = self.get_object()
+        if request.method == "PUT":
+            upload = PackageFileSerializer(data=request.data)
+            upload.is_valid(raise_exception=True)
+            tool = services.tool_file_set(tool=tool, file=upload.validated_data["file"])
+            return Response(self.get_serializer(tool).data)
+        if not tool.file:
+            raise Http404("This tool has no uploaded file.")
+        return FileResponse(tool.file.open("rb"), as_attachment=True, filename=tool.file_name)

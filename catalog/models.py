@@ -44,6 +44,13 @@ class TestTool(models.Model):
             "Example: {tool_path}/bin/pytest {product_path}/tests -k {case}"
         ),
     )
+    file = models.FileField(
+        upload_to="tools/%Y/%m/",
+        blank=True,
+        max_length=300,
+        help_text="The tool's files: an archive (.tar.gz, .tgz, .tar, .tar.xz, .tar.bz2, .zip) unpacked into the "
+        "tool's install path on each node, or a single file copied there.",
+    )
     case_timeout = models.PositiveIntegerField(
         default=600,
         validators=[validate_case_timeout],
@@ -62,6 +69,10 @@ class TestTool(models.Model):
     @property
     def slug(self) -> str:
         return slug(f"{self.name}-{self.version}")
+
+    @property
+    def file_name(self) -> str:
+        return PurePosixPath(self.file.name).name if self.file else ""
 
 
 class ProductTool(models.Model):

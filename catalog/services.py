@@ -19,6 +19,18 @@ def product_upload(*, name: str, version: str, file: UploadedFile) -> tuple[Prod
     return product, created
 
 
+def tool_file_set(*, tool: TestTool, file: UploadedFile) -> TestTool:
+    """Store the tool's files (replacing earlier ones); nodes get them with their next install."""
+    with transaction.atomic():
+        tool = TestTool.objects.select_for_update().get(pk=tool.pk)
+        old_file_name = tool.file.name if tool.file else ""
+        tool.file.save(file.name, file, save=False)
+        tool.save(update_fields=["file", "updated_at"])
+    if old_file_name and old_file_name != tool.file.name:
+        transaction.on_commit(lambda: tool.file.storage.delete(old_file_name))
+    return tool
+
+
 def product_tool_link(*, product: Product, tool: TestTool) -> ProductTool:
     link, _ = ProductTool.objects.get_or_create(product=product, tool=tool)
     return link

@@ -45,6 +45,19 @@ class EventRecorder(threading.Thread):
         self.processing_key = f"{EVENTS_KEY}:processing:{name}"
         self.take = self.client.register_script(_TAKE)
         self.stopping = threading.Event()
+        self.next_sweep = 0.0
+
+    def _sweep_when_due(self) -> None:
+        """Mark silent nodes offline every few seconds: beside the heartbeats that bring them online."""
+        if time.monotonic() < self.next_sweep:
+            return
+        from django.conf import settings
+
+        from nodes.services import nodes_mark_offline
+
+        close_old_connections()
+        nodes_mark_offline()
+        self.next_sweep = time.monotonic() + settings.TESTHUB_LIVENESS_SWEEP_SECONDS
 
     def run(self):
         while not self.stopping.is_set():
@@ -52,6 +65,7 @@ class EventRecorder(threading.Thread):
                 self._record(self.client.lrange(self.processing_key, 0, -1)[::-1])  # left over from a crash
                 while not self.stopping.is_set():
                     self._record(self._next_batch())
+                    self._sweep_when_due()
             except Exception:
                 logger.exception("event recorder failed; retrying in 1 s (its events are kept)")
                 time.sleep(1)

@@ -1,5 +1,6 @@
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,10 +16,10 @@ from catalog.models import Product, ProductTool, TestTool
 from execution.models import Case, Task, TaskTemplate
 from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeTool
-from nodes.services import worker_queues_sync
+from nodes.services import node_infra_errors_count, nodes_mark_offline, operations_resend, worker_queues_sync
 from testhub import broker
 from testhub.errors import Conflict, DomainError, NoCapableNode
-from worker.protocol import CONTROL_QUEUE, CaseJob, message_priority
+from worker.protocol import CONTROL_QUEUE, PROTOCOL_VERSION, CaseJob, message_priority
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +204,15 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
         )
         cases = {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
         changed, started_tasks, finished_tasks, failed_installs = {}, {}, set(), []
+        infra_errors, ran_normally = Counter(), set()
         for event in case_events:
             case = cases.get(event["case_id"])
+            node_id = nodes.get(event["node"])
             if event["kind"] == "infra_error":
-                failed_installs.append((event, nodes.get(event["node"])))
+                failed_installs.append((event, node_id))
+                infra_errors[node_id] += 1
+            elif event["kind"] == "finished" and event.get("status") in (Case.Status.PASSED, Case.Status.FAILED):
+                ran_normally.add(node_id)
             if (
                 case is None
                 or case.status not in Case.OPEN_STATUSES
@@ -226,6 +232,10 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
             _install_mark_failed(
                 task_id=event["task_id"], node_id=node_id, reason=event["reason"], queue=event["queue"]
             )
+        node_infra_errors_count(
+            errors_by_node={node_id: n for node_id, n in infra_errors.items() if node_id},
+            clean_node_ids=ran_normally - {None},
+        )
         _heartbeats_record(heartbeats)
         done = {
             task_id
@@ -249,13 +259,28 @@ def _install_mark_failed(*, task_id: int, node_id: int | None, reason: str, queu
 
 
 def _heartbeats_record(heartbeats: dict[str, dict]) -> None:
+    """A heartbeat brings a silent node back online, unless its worker is too old for the message format:
+    then the node is marked so, and its worker is told to stop consuming (cases would be misread)."""
     for node in Node.objects.filter(name__in=heartbeats):
         beat = heartbeats[node.name]
+        protocol = int(beat.get("protocol") or 0)
         nodes = Node.objects.filter(pk=node.pk)
-        nodes.update(last_heartbeat=parse_datetime(beat["at"]), worker_version=beat["version"][:40])
-        nodes.filter(status__in=[Node.Status.UNKNOWN, Node.Status.OFFLINE]).update(
-            status=Node.Status.ONLINE, status_reason=""
+        nodes.update(
+            last_heartbeat=parse_datetime(beat["at"]), worker_version=beat["version"][:40], worker_protocol=protocol
         )
+        if protocol < PROTOCOL_VERSION:
+            nodes.exclude(status__in=Node.HELD_STATUSES).update(
+                status=Node.Status.OUTDATED,
+                status_reason=(
+                    f"Its worker {beat['version']} speaks message format {protocol}; this control plane needs "
+                    f"{PROTOCOL_VERSION}. Deploy the worker again to update it."
+                )[:500],
+            )
+        else:
+            nodes.filter(status__in=[Node.Status.UNKNOWN, Node.Status.OFFLINE, Node.Status.OUTDATED]).update(
+                status=Node.Status.ONLINE, status_reason=""
+            )
+        node.refresh_from_db(fields=["status"])
         worker_queues_sync(node=node, consumed=beat["queues"])
 
 
@@ -309,16 +334,6 @@ class Reconciled:
     nodes_offline: list[str]
 
 
-def nodes_mark_offline(*, now: datetime) -> list[str]:
-    stale = Node.objects.filter(
-        status=Node.Status.ONLINE,
-        last_heartbeat__lt=now - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS),
-    )
-    names = list(stale.values_list("name", flat=True))
-    stale.update(status=Node.Status.OFFLINE, status_reason="The worker stopped sending heartbeats.")
-    return names
-
-
 def _stalled_without_capable_node(task: Task, *, since: datetime) -> bool:
     """No online node can run the task's cases, and none of them has moved since `since`."""
     if Node.objects.capable_of(product=task.product, tool=task.tool).online().exists():
@@ -341,6 +356,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     now = now or timezone.now()
     grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
+    operations_resend(now=now)
     broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
         open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)

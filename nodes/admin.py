@@ -4,8 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 
 from catalog.models import ProductTool, TestTool
-from nodes import services
-from nodes.models import Node, NodeProduct, NodeTool
+from nodes import services, ssh
+from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
 
 
@@ -17,13 +17,35 @@ class NodeForm(forms.ModelForm):
         help_text="Stored encrypted and never shown. Leave empty to keep the current password.",
     )
 
+    private_key = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text="An SSH private key (OpenSSH or PEM, no passphrase), stored encrypted and never shown. "
+        "Leave empty to keep the current one.",
+    )
+    forget_private_key = forms.BooleanField(required=False, help_text="Remove the stored private key.")
+
     class Meta:
         model = Node
-        fields = ["name", "ip", "ssh_port", "username", "password", "install_root", "slots", "status"]
+        fields = ["name", "ip", "ssh_port", "username", "password", "private_key", "managed", "install_root", "slots"]
+
+    def clean_private_key(self):
+        value = self.cleaned_data.get("private_key", "")
+        if value.strip():
+            try:
+                ssh.load_private_key(value)
+            except ValueError as error:
+                raise ValidationError(str(error)) from None
+        return value
 
     def save(self, commit=True):
         if self.cleaned_data.get("password"):
             self.instance.set_password(self.cleaned_data["password"])
+        if self.cleaned_data.get("private_key", "").strip():
+            self.instance.set_private_key(self.cleaned_data["private_key"])
+        elif self.cleaned_data.get("forget_private_key"):
+            self.instance.set_private_key("")
         return super().save(commit)
 
 
@@ -81,14 +103,102 @@ class NodeProductInline(admin.TabularInline):
         return super().get_queryset(request).select_related("product").prefetch_related("tools", "product__tools")
 
 
+class NodeOperationInline(admin.TabularInline):
+    model = NodeOperation
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["kind", "state", "message", "requested_by", "created_at", "finished_at"]
+    readonly_fields = fields
+    verbose_name_plural = "operations on the machine (newest first)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("requested_by")
+
+
+def _saved_by_service(formset) -> None:
+    """Install rows are written by the install services, not by the formset; the admin's history entry
+    still asks the formset what it saved."""
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+
+def _request(kind: str, done: str):
+    def action(modeladmin, request, queryset):
+        for node in queryset:
+            if kind == NodeOperation.Kind.INSTALL:
+                services.installs_retry(node=node)
+            services.operation_request(node=node, kind=kind, user=request.user)
+        modeladmin.message_user(request, f"{done} queued for {queryset.count()} node(s); see each node's operations.")
+
+    return action
+
+
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     form = NodeForm
-    list_display = ["name", "ip", "ssh_port", "status", "slots", "product_count", "last_heartbeat"]
-    list_filter = ["status", "installs__product", "installs__tools__tool"]
+    list_display = ["name", "ip", "ssh_port", "status", "ssh_status", "worker_version", "slots", "product_count",
+                    "last_heartbeat"]  # fmt: skip
+    list_filter = ["status", "ssh_status", "managed", "installs__product", "installs__tools__tool"]
     search_fields = ["name", "ip"]
-    readonly_fields = ["status_reason", "last_heartbeat", "worker_version", "created_at", "updated_at"]
-    inlines = [NodeProductInline]
+    readonly_fields = [
+        "status",
+        "status_reason",
+        "last_heartbeat",
+        "worker_version",
+        "worker_protocol",
+        "infra_error_streak",
+        "ssh_status",
+        "ssh_message",
+        "host_key_fingerprint",
+        "offered_host_key_fingerprint",
+        "checked_at",
+        "facts",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [NodeProductInline, NodeOperationInline]
+    actions = [
+        "check_machine",
+        "deploy_worker",
+        "apply_installs",
+        "start_maintenance",
+        "end_maintenance",
+        "accept_offered_host_key",
+    ]
+
+    check_machine = admin.action(description="Check the machine over SSH")(_request(NodeOperation.Kind.CHECK, "A check"))
+    deploy_worker = admin.action(description="Deploy (or update) the worker")(
+        _request(NodeOperation.Kind.DEPLOY, "A worker deployment")
+    )
+    apply_installs = admin.action(description="Apply installs again (pending, failed, removals)")(
+        _request(NodeOperation.Kind.INSTALL, "Installing")
+    )
+
+    @admin.action(description="Put in maintenance (no new cases; running ones finish)")
+    def start_maintenance(self, request, queryset):
+        for node in queryset:
+            services.node_maintenance_set(node=node, enabled=True, reason=f"Maintenance started by {request.user}.")
+        self.message_user(request, f"{queryset.count()} node(s) in maintenance.")
+
+    @admin.action(description="End maintenance")
+    def end_maintenance(self, request, queryset):
+        for node in queryset.filter(status=Node.Status.MAINTENANCE):
+            services.node_maintenance_set(node=node, enabled=False)
+        self.message_user(request, "Maintenance ended; each node is online again with its worker's next heartbeat.")
+
+    @admin.action(description="Accept the host key the machine now offers (compare its fingerprint first)")
+    def accept_offered_host_key(self, request, queryset):
+        for node in queryset.exclude(offered_host_key=""):
+            services.node_host_key_accept(node=node, fingerprint=ssh.fingerprint(node.offered_host_key))
+            self.message_user(request, f"{node}: pinned {ssh.fingerprint(node.offered_host_key)}.")
+
+    @admin.display(description="pinned host key")
+    def host_key_fingerprint(self, node):
+        return ssh.fingerprint(node.host_key) or "none yet (pinned at the first contact)"
+
+    @admin.display(description="offered host key (refused)")
+    def offered_host_key_fingerprint(self, node):
+        return ssh.fingerprint(node.offered_host_key) or "-"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(product_count=Count("installs", distinct=True))
@@ -97,34 +207,34 @@ class NodeAdmin(admin.ModelAdmin):
     def product_count(self, node):
         return node.product_count
 
-    def save_related(self, request, form, formsets, change):
-        queues_before = services.node_capability_queues(node=form.instance)
-        super().save_related(request, form, formsets, change)
-        services.worker_queues_sync(node=form.instance, consumed=queues_before)
-
     def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
         if formset.model is not NodeProduct:
-            return
+            return super().save_formset(request, form, formset, change)
+        _saved_by_service(formset)
+        if not any(inline_form.has_changed() for inline_form in formset.forms):
+            return None  # saving a node must not re-record (and un-fail) installs nobody touched
+        # The page's rows become the node's installs, by the same path as the API: on a managed node
+        # that is an install operation on the machine, not just rows.
+        installs = []
         for inline_form in formset.forms:
-            # Only rows the lab manager changed: saving a node must not re-record (and un-fail) the others.
-            if not inline_form.has_changed() or inline_form.cleaned_data.get("DELETE"):
+            data = inline_form.cleaned_data
+            if not data or data.get("DELETE") or not data.get("product"):
                 continue
-            node_product = inline_form.instance
-            existing = {t.tool_id: t.install_path for t in node_product.tools.all()}
-            services.node_product_tools_set(
-                node_product=node_product,
-                tools=[
-                    services.ToolInstall(
-                        tool=tool,
-                        install_path=existing.get(tool.pk)
-                        or resolve_install_path(
-                            root=form.instance.install_root, path="", default=services.default_tool_path(tool)
-                        ),
-                    )
-                    for tool in inline_form.cleaned_data.get("tools", [])
-                ],
+            existing = (
+                {t.tool_id: t.install_path for t in inline_form.instance.tools.all()} if inline_form.instance.pk else {}
             )
+            installs.append(
+                services.ProductInstall(
+                    product=data["product"],
+                    install_path=data.get("install_path", ""),
+                    tools=[
+                        services.ToolInstall(tool=tool, install_path=existing.get(tool.pk, ""))
+                        for tool in data.get("tools", [])
+                    ],
+                )
+            )
+        services.node_installs_set(node=form.instance, installs=installs)
+        return None
 
 
 class NodeToolForm(forms.ModelForm):
@@ -175,3 +285,14 @@ class NodeProductAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # products are installed from the node's page, which checks the install root
+
+    def save_formset(self, request, form, formset, change):
+        _saved_by_service(formset)
+        if not any(inline_form.has_changed() for inline_form in formset.forms):
+            return
+        tools = [
+            services.ToolInstall(tool=data["tool"], install_path=data["install_path"])
+            for data in (inline_form.cleaned_data for inline_form in formset.forms)
+            if data and data.get("tool") and not data.get("DELETE")
+        ]
+        services.node_tools_set(node_product=form.instance, tools=tools)

@@ -1,12 +1,13 @@
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
-from nodes import services
-from nodes.models import Node, NodeProduct, NodeTool
+from nodes import services, ssh
+from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
+from testhub.errors import DomainError
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -19,6 +20,19 @@ class NodeSerializer(serializers.ModelSerializer):
         help_text="Write-only; stored encrypted. Leave it out to keep the stored one.",
     )
     has_password = serializers.BooleanField(read_only=True)
+    private_key = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=20_000,
+        trim_whitespace=False,
+        style={"base_template": "textarea.html"},
+        help_text="Write-only SSH private key (OpenSSH or PEM, no passphrase); stored encrypted. Used before "
+        "the password when both are set. Leave it out to keep the stored one; empty removes it.",
+    )
+    has_private_key = serializers.BooleanField(read_only=True)
+    host_key_fingerprint = serializers.SerializerMethodField()
+    offered_host_key_fingerprint = serializers.SerializerMethodField()
 
     class Meta:
         model = Node
@@ -30,21 +44,89 @@ class NodeSerializer(serializers.ModelSerializer):
             "username",
             "password",
             "has_password",
+            "private_key",
+            "has_private_key",
+            "managed",
             "install_root",
             "slots",
             "status",
             "status_reason",
             "last_heartbeat",
+            "worker_version",
+            "worker_protocol",
+            "ssh_status",
+            "ssh_message",
+            "host_key_fingerprint",
+            "offered_host_key_fingerprint",
+            "checked_at",
+            "facts",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["status_reason", "last_heartbeat"]
+        read_only_fields = [
+            "status",
+            "status_reason",
+            "last_heartbeat",
+            "worker_version",
+            "worker_protocol",
+            "ssh_status",
+            "ssh_message",
+            "checked_at",
+            "facts",
+        ]
+
+    def get_host_key_fingerprint(self, node: Node) -> str:
+        return ssh.fingerprint(node.host_key)
+
+    def get_offered_host_key_fingerprint(self, node: Node) -> str:
+        return ssh.fingerprint(node.offered_host_key)
+
+    def validate_private_key(self, value: str) -> str:
+        if value:
+            try:
+                ssh.load_private_key(value)
+            except ValueError as error:
+                raise serializers.ValidationError(str(error)) from None
+        return value
 
     def create(self, validated_data):
         return services.node_create(**validated_data)
 
     def update(self, instance, validated_data):
         return services.node_update(node=instance, **validated_data)
+
+
+class NodeOperationSerializer(serializers.ModelSerializer):
+    node_name = serializers.CharField(source="node.name", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = NodeOperation
+        fields = [
+            "id",
+            "node",
+            "node_name",
+            "kind",
+            "state",
+            "message",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class MaintenanceSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="true: take no new cases (running ones finish); false: end it.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=400)
+
+
+class AcceptHostKeySerializer(serializers.Serializer):
+    fingerprint = serializers.CharField(
+        max_length=100,
+        help_text="The offered key's fingerprint as the node shows it: what you checked is what gets pinned.",
+    )
 
 
 class ToolInstallSerializer(serializers.ModelSerializer):
@@ -86,6 +168,54 @@ class NodeViewSet(viewsets.ModelViewSet):
     search_fields = ["name", "ip"]
     ordering_fields = ["name", "status", "last_heartbeat", "created_at"]
 
+    def _operation(self, kind: str) -> Response:
+        node = self.get_object()
+        operation = services.operation_request(node=node, kind=kind, user=self.request.user)
+        return Response(NodeOperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: NodeOperationSerializer})
+    @action(detail=True, methods=["post"])
+    def check(self, request, pk=None):
+        """Reach the machine over SSH and record its facts (OS, CPUs, memory, free disk, Python), on the control
+        worker. Follow the operation at /api/node-operations/{id}/; the outcome is also on the node."""
+        return self._operation(NodeOperation.Kind.CHECK)
+
+    @extend_schema(request=None, responses={202: NodeOperationSerializer})
+    @action(detail=True, methods=["post"], url_path="deploy-worker")
+    def deploy_worker(self, request, pk=None):
+        """Copy the worker to the machine, start it there (systemd or a supervised process), wait for its ping.
+
+        A worker already running finishes its running cases before the new one takes over."""
+        return self._operation(NodeOperation.Kind.DEPLOY)
+
+    @extend_schema(request=None, responses={202: NodeOperationSerializer})
+    @action(detail=True, methods=["post"], url_path="apply-installs")
+    def apply_installs(self, request, pk=None):
+        """Carry out the node's installs on the machine again (pending and failed ones, and removals)."""
+        node = self.get_object()
+        if not node.managed:
+            raise DomainError(f"{node} is not managed over SSH: its installs are only recorded here.")
+        services.installs_retry(node=node)
+        return self._operation(NodeOperation.Kind.INSTALL)
+
+    @extend_schema(request=MaintenanceSerializer, responses=NodeSerializer)
+    @action(detail=True, methods=["post"])
+    def maintenance(self, request, pk=None):
+        """Put the node in maintenance (no new cases; running ones finish) or bring it back."""
+        incoming = MaintenanceSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        node = services.node_maintenance_set(node=self.get_object(), **incoming.validated_data)
+        return Response(NodeSerializer(node).data)
+
+    @extend_schema(request=AcceptHostKeySerializer, responses=NodeSerializer)
+    @action(detail=True, methods=["post"], url_path="accept-host-key")
+    def accept_host_key(self, request, pk=None):
+        """Pin the host key the machine offered instead of the old one (after a reinstall, say)."""
+        incoming = AcceptHostKeySerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        node = services.node_host_key_accept(node=self.get_object(), fingerprint=incoming.validated_data["fingerprint"])
+        return Response(NodeSerializer(node).data)
+
     @extend_schema(methods=["GET"], responses=NodeInstallsSerializer)
     @extend_schema(methods=["PUT"], request=NodeInstallsSerializer, responses=NodeInstallsSerializer)
     @action(detail=True, methods=["get", "put"], pagination_class=None, filter_backends=[])
@@ -110,3 +240,13 @@ class NodeViewSet(viewsets.ModelViewSet):
             Prefetch("tools", queryset=NodeTool.objects.select_related("tool"))
         )
         return Response(NodeInstallsSerializer({"products": installs}).data)
+
+
+class NodeOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Checks, installs and worker deployments carried out on the machines, newest first."""
+
+    lookup_value_regex = "[0-9]+"
+    queryset = NodeOperation.objects.select_related("node", "requested_by")
+    serializer_class = NodeOperationSerializer
+    filterset_fields = ["node", "kind", "state"]
+    ordering_fields = ["created_at", "finished_at"]

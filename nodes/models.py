@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from catalog.models import Product, TestTool
 from nodes.paths import validate_install_root
@@ -15,9 +18,24 @@ class InstallState(models.TextChoices):
     REMOVING = "removing", "Removing"
 
 
+class SSHStatus(models.TextChoices):
+    """What the last SSH contact with a machine found; every failure says what to fix in ssh_message."""
+
+    UNCHECKED = "unchecked", "Not checked yet"
+    OK = "ok", "Reachable"
+    UNREACHABLE = "unreachable", "Unreachable"
+    REFUSED = "refused", "Connection refused"
+    TIMEOUT = "timeout", "Timed out"
+    AUTH_FAILED = "auth_failed", "Login refused"
+    HOST_KEY_CHANGED = "host_key_changed", "Host key changed"
+    FAILED = "failed", "Command failed"
+
+
 class NodeQuerySet(models.QuerySet):
     def online(self):
-        return self.filter(status=Node.Status.ONLINE)
+        """Online and heard from recently: true to the second, not only as of the last liveness sweep."""
+        fresh_since = timezone.now() - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS)
+        return self.filter(status=Node.Status.ONLINE, last_heartbeat__gte=fresh_since)
 
     def capable_of(self, *, product: Product, tool: TestTool):
         """Nodes with `product` and `tool` (for that product) both installed."""
@@ -36,12 +54,33 @@ class Node(models.Model):
         OFFLINE = "offline", "Offline"
         MAINTENANCE = "maintenance", "Maintenance"
         QUARANTINED = "quarantined", "Quarantined"
+        OUTDATED = "outdated", "Worker too old"
+
+    # A lab manager or the control plane took the node out of service: heartbeats do not bring it back.
+    HELD_STATUSES = (Status.MAINTENANCE, Status.QUARANTINED)
 
     name = models.SlugField(max_length=63, unique=True, help_text="Letters, digits, '-' and '_'; names the worker.")
     ip = models.GenericIPAddressField("IP address")
     ssh_port = models.PositiveIntegerField(default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)])
     username = models.CharField(max_length=64)
     password_encrypted = models.TextField(blank=True, editable=False)
+    private_key_encrypted = models.TextField(blank=True, editable=False)
+    managed = models.BooleanField(
+        "installs over SSH",
+        default=True,
+        help_text="TestHub copies products and tools to the machine over SSH. Off: installs are only recorded "
+        "here, and someone else puts the files on the machine.",
+    )
+    host_key = models.TextField(
+        blank=True, editable=False, help_text="The machine's SSH host key, pinned when first seen."
+    )
+    offered_host_key = models.TextField(
+        blank=True, editable=False, help_text="A different host key the machine offered; refused until accepted."
+    )
+    ssh_status = models.CharField(max_length=20, choices=SSHStatus.choices, default=SSHStatus.UNCHECKED)
+    ssh_message = models.CharField(max_length=1000, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    facts = models.JSONField(default=dict, blank=True, editable=False)
     install_root = models.CharField(
         max_length=255,
         default=settings.TESTHUB_DEFAULT_INSTALL_ROOT,
@@ -57,6 +96,10 @@ class Node(models.Model):
     status_reason = models.CharField(max_length=500, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     worker_version = models.CharField(max_length=40, blank=True)
+    worker_protocol = models.PositiveSmallIntegerField(null=True, blank=True)
+    infra_error_streak = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Cases in a row that ended in an infrastructure error here."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,6 +120,21 @@ class Node(models.Model):
     @property
     def has_password(self) -> bool:
         return bool(self.password_encrypted)
+
+    def set_private_key(self, private_key: str) -> None:
+        self.private_key_encrypted = crypto.encrypt(private_key) if private_key else ""
+
+    def get_private_key(self) -> str:
+        return crypto.decrypt(self.private_key_encrypted) if self.private_key_encrypted else ""
+
+    @property
+    def has_private_key(self) -> bool:
+        return bool(self.private_key_encrypted)
+
+    @property
+    def takes_work(self) -> bool:
+        """Whether its worker should consume capability queues (an offline one picks up again when back)."""
+        return self.status in (self.Status.UNKNOWN, self.Status.ONLINE, self.Status.OFFLINE)
 
 
 class NodeProduct(models.Model):
@@ -115,3 +173,34 @@ class NodeTool(models.Model):
 
     def __str__(self):
         return f"{self.tool} for {self.node_product}"
+
+
+class NodeOperation(models.Model):
+    """Something the control worker does to a machine over SSH, with how it went."""
+
+    class Kind(models.TextChoices):
+        CHECK = "check", "Check"
+        INSTALL = "install", "Apply installs"
+        DEPLOY = "deploy", "Deploy worker"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    message = models.TextField(blank=True, help_text="What was done, or what went wrong and what to do about it.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["node", "kind", "state"], name="operation_node_kind_state")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on {self.node} ({self.state})"

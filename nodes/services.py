@@ -1,14 +1,19 @@
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from catalog.models import Product, ProductTool, TestTool
 from nodes.capabilities import capability_queue
-from nodes.models import InstallState, Node, NodeProduct, NodeTool
+from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
 from testhub import broker
+from testhub.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -26,25 +31,52 @@ class ProductInstall:
     tools: list[ToolInstall] = field(default_factory=list)
 
 
-def node_create(*, password: str = "", **fields) -> Node:
+def node_create(*, password: str = "", private_key: str = "", **fields) -> Node:
     node = Node(**fields)
     node.set_password(password)
+    node.set_private_key(private_key)
     node.full_clean()
     node.save()
     return node
 
 
-def node_update(*, node: Node, password: str | None = None, **fields) -> Node:
-    """Change the given fields only; a password of None keeps the stored one."""
+def node_update(*, node: Node, password: str | None = None, private_key: str | None = None, **fields) -> Node:
+    """Change the given fields only; a password or key of None keeps the stored one."""
     for name, value in fields.items():
         setattr(node, name, value)
     changed = list(fields)
     if password is not None:
         node.set_password(password)
         changed.append("password_encrypted")
+    if private_key is not None:
+        node.set_private_key(private_key)
+        changed.append("private_key_encrypted")
     node.full_clean()
     node.save(update_fields=[*changed, "updated_at"])
     return node
+
+
+def node_host_key_accept(*, node: Node, fingerprint: str) -> Node:
+    """Pin the key the machine offered, if it is the one the lab manager looked at."""
+    from nodes.ssh import fingerprint as fingerprint_of
+
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        if not node.offered_host_key:
+            raise Conflict(f"{node} has not offered a different host key: there is nothing to accept.")
+        offered = fingerprint_of(node.offered_host_key)
+        if fingerprint.strip() != offered:
+            raise Conflict(f"{node} offered {offered}, not {fingerprint.strip()}: check the machine's key again.")
+        node.host_key, node.offered_host_key = node.offered_host_key, ""
+        node.ssh_message = "New host key accepted; run a check."
+        node.save(update_fields=["host_key", "offered_host_key", "ssh_message", "updated_at"])
+    return node
+
+
+def installs_retry(*, node: Node) -> None:
+    """Failed installs of a managed node become pending, for the next install operation."""
+    NodeProduct.objects.filter(node=node, state=InstallState.FAILED).update(state=InstallState.PENDING)
+    NodeTool.objects.filter(node_product__node=node, state=InstallState.FAILED).update(state=InstallState.PENDING)
 
 
 def default_product_path(product: Product) -> str:
@@ -56,9 +88,11 @@ def default_tool_path(tool: TestTool) -> str:
 
 
 def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
-    """Make the node's recorded installs exactly `installs`, all in one transaction.
+    """Make the node's installs exactly `installs`, all in one transaction.
 
-    Rows that stay keep their ids and states; paths are resolved inside the node's install root.
+    On a node TestHub manages over SSH, new, moved and failed installs become pending and dropped ones
+    removing; the control worker then carries the change out on the machine. On an unmanaged node the
+    change is only recorded (someone else puts the files there). Paths resolve inside the install root.
     """
     problems = []
     seen_products = set()
@@ -95,31 +129,74 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
     with transaction.atomic():
         Node.objects.select_for_update().filter(pk=node.pk).first()  # one writer per node at a time
         queues_before = node_capability_queues(node=node)
-        node.installs.exclude(product__in=[i.product for i in installs]).delete()
+        dropped = node.installs.exclude(product__in=[i.product for i in installs])
+        if node.managed:
+            NodeTool.objects.filter(node_product__in=dropped).update(state=InstallState.REMOVING, state_message="")
+            dropped.update(state=InstallState.REMOVING, state_message="")
+        else:
+            dropped.delete()
         for install in installs:
-            node_product, _ = NodeProduct.objects.update_or_create(
-                node=node, product=install.product, defaults=_recorded(install.install_path)
+            node_product = _install_record(
+                NodeProduct, managed=node.managed, path=install.install_path, node=node, product=install.product
             )
             node_product_tools_set(node_product=node_product, tools=install.tools)
-        worker_queues_sync(node=node, consumed=queues_before)
+        _installs_changed(node=node, queues_before=queues_before)
 
 
-def _recorded(install_path: str) -> dict:
-    # A lab manager recording an install says it is there: that also clears an earlier failure.
-    return {"install_path": install_path, "state": InstallState.INSTALLED, "state_message": ""}
+def node_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall]) -> None:
+    """Make the tools installed for one of a node's products exactly `tools` (paths already resolved)."""
+    node = node_product.node
+    with transaction.atomic():
+        Node.objects.select_for_update().filter(pk=node.pk).first()
+        queues_before = node_capability_queues(node=node)
+        node_product_tools_set(node_product=node_product, tools=tools)
+        _installs_changed(node=node, queues_before=queues_before)
+
+
+def _installs_changed(*, node: Node, queues_before: set[str]) -> None:
+    """Tell the worker which queues changed, and have a managed machine's files follow the records."""
+    worker_queues_sync(node=node, consumed=queues_before)
+    if node.managed:
+        operation_request(node=node, kind=NodeOperation.Kind.INSTALL)
+
+
+def _install_record(model, *, managed: bool, path: str, **identity):
+    """Create or update one install row. A lab manager recording an install on an unmanaged node says it is
+    there (which also clears an earlier failure); on a managed node anything new, moved or failed is pending."""
+    row = model.objects.filter(**identity).first()
+    if not managed:
+        fields = {"install_path": path, "state": InstallState.INSTALLED, "state_message": ""}
+    elif row is None or row.install_path != path or row.state != InstallState.INSTALLED:
+        fields = {"install_path": path, "state": InstallState.PENDING, "state_message": ""}
+    else:
+        return row
+    if row is None:
+        return model.objects.create(**identity, **fields)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save(update_fields=[*fields, "updated_at"])
+    return row
 
 
 def node_product_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall]) -> None:
     """Make the tools installed for one installed product exactly `tools` (paths already resolved)."""
-    node_product.tools.exclude(tool__in=[t.tool for t in tools]).delete()
+    managed = node_product.node.managed
+    dropped = node_product.tools.exclude(tool__in=[t.tool for t in tools])
+    if managed:
+        dropped.update(state=InstallState.REMOVING, state_message="")
+    else:
+        dropped.delete()
     for tool_install in tools:
-        NodeTool.objects.update_or_create(
-            node_product=node_product, tool=tool_install.tool, defaults=_recorded(tool_install.install_path)
+        _install_record(
+            NodeTool, managed=managed, path=tool_install.install_path, node_product=node_product, tool=tool_install.tool
         )
 
 
 def node_capability_queues(*, node: Node) -> set[str]:
-    """The capability queues a node's worker should consume: every installed product/tool pair."""
+    """The capability queues a node's worker should consume: every installed product/tool pair, none while
+    the node is in maintenance, quarantined or runs a worker too old for the message format."""
+    if not node.takes_work:
+        return set()
     installed = NodeTool.objects.filter(
         node_product__node=node, node_product__state=InstallState.INSTALLED, state=InstallState.INSTALLED
     ).select_related("node_product__product", "tool")
@@ -148,3 +225,119 @@ def worker_queues_sync(*, node: Node, consumed) -> None:
             logger.warning("could not reach node %s's worker to change its queues", node.name, exc_info=True)
 
     transaction.on_commit(tell_worker)
+
+
+# --- taking a node out of service and back -------------------------------------------------------------
+
+
+def node_maintenance_set(*, node: Node, enabled: bool, reason: str = "") -> Node:
+    """In maintenance a node takes no new cases; the cases it is running finish. Ending it waits for a heartbeat."""
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        queues_before = node_capability_queues(node=node)
+        if enabled:
+            node.status = Node.Status.MAINTENANCE
+            node.status_reason = reason or "Put in maintenance by a lab manager."
+        elif node.status == Node.Status.MAINTENANCE:
+            node.status, node.status_reason = Node.Status.OFFLINE, "Back from maintenance; waiting for its worker."
+        else:
+            raise Conflict(f"{node} is {node.get_status_display().lower()}, not in maintenance.")
+        node.save(update_fields=["status", "status_reason", "updated_at"])
+        worker_queues_sync(node=node, consumed=queues_before)
+    return node
+
+
+def node_infra_errors_count(*, errors_by_node: dict[int, int], clean_node_ids: set[int]) -> None:
+    """Count cases that ended in infrastructure errors per node (`errors_by_node`: errors in this batch);
+    a case that ran normally resets the count. Quarantine a node whose count reaches the threshold."""
+    if clean_node_ids:
+        Node.objects.filter(pk__in=clean_node_ids - set(errors_by_node), infra_error_streak__gt=0).update(
+            infra_error_streak=0
+        )
+    threshold = settings.TESTHUB_QUARANTINE_AFTER
+    for node_id, errors in errors_by_node.items():
+        Node.objects.filter(pk=node_id).update(infra_error_streak=F("infra_error_streak") + errors)
+        node = Node.objects.get(pk=node_id)
+        if node.infra_error_streak < threshold or node.status in Node.HELD_STATUSES:
+            continue
+        queues_before = node_capability_queues(node=node)
+        node.status = Node.Status.QUARANTINED
+        node.status_reason = (
+            f"Quarantined: {node.infra_error_streak} cases in a row could not run here (infrastructure errors). "
+            "Fix the machine, then run a check: a passing check brings it back."
+        )[:500]
+        node.save(update_fields=["status", "status_reason", "updated_at"])
+        logger.warning("node %s quarantined after %s infrastructure errors", node.name, node.infra_error_streak)
+        worker_queues_sync(node=node, consumed=queues_before)
+
+
+def node_release_after_check(*, node: Node) -> None:
+    """A passing check ends a quarantine: the node takes work again once its worker's next heartbeat arrives."""
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        Node.objects.filter(pk=node.pk).update(infra_error_streak=0)
+        if node.status != Node.Status.QUARANTINED:
+            return
+        queues_before = node_capability_queues(node=node)
+        node.status, node.status_reason = Node.Status.OFFLINE, "Check passed; waiting for its worker."
+        node.save(update_fields=["status", "status_reason", "updated_at"])
+        worker_queues_sync(node=node, consumed=queues_before)
+
+
+# --- operations over SSH, carried out by the control worker ---------------------------------------------
+
+
+def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
+    """Queue an operation on the node; one already waiting of the same kind is reused (it will see this change)."""
+    from nodes.tasks import run_operation
+
+    with transaction.atomic():
+        waiting = NodeOperation.objects.filter(node=node, kind=kind, state=NodeOperation.State.QUEUED).first()
+        if waiting:
+            return waiting
+        operation = NodeOperation.objects.create(node=node, kind=kind, requested_by=user)
+        transaction.on_commit(lambda: _enqueue(run_operation, operation.pk))
+    return operation
+
+
+def _enqueue(celery_task, operation_id: int) -> None:
+    try:
+        celery_task.apply_async((operation_id,), retry=False)
+    except Exception:  # the reconciler re-sends queued operations
+        logger.warning("operation %s: broker unreachable; the reconciler will send it", operation_id, exc_info=True)
+
+
+def operations_resend(*, now: datetime) -> None:
+    """Operations whose message was lost are sent again; ones whose control worker died are failed."""
+    from nodes.tasks import run_operation
+
+    stale = now - timedelta(seconds=60)
+    for operation_id in NodeOperation.objects.filter(
+        state=NodeOperation.State.QUEUED, created_at__lt=stale
+    ).values_list("pk", flat=True):
+        _enqueue(run_operation, operation_id)
+    abandoned = now - timedelta(
+        seconds=settings.TESTHUB_SSH_COMMAND_TIMEOUT * 2 + settings.TESTHUB_DEPLOY_VERIFY_SECONDS
+    )
+    NodeOperation.objects.filter(state=NodeOperation.State.RUNNING, started_at__lt=abandoned).update(
+        state=NodeOperation.State.FAILED,
+        finished_at=now,
+        message="The control worker stopped while carrying this out: run it again.",
+    )
+
+
+# --- liveness ------------------------------------------------------------------------------------------------
+
+
+def nodes_mark_offline(*, now: datetime | None = None) -> list[str]:
+    """Online nodes whose worker has been silent longer than TESTHUB_NODE_OFFLINE_AFTER_SECONDS go offline."""
+    now = now or timezone.now()
+    stale = Node.objects.filter(
+        status=Node.Status.ONLINE,
+        last_heartbeat__lt=now - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS),
+    )
+    names = list(stale.values_list("name", flat=True))
+    if names:
+        stale.filter(name__in=names).update(status=Node.Status.OFFLINE, status_reason="Its worker stopped answering.")
+        logger.warning("nodes offline (no heartbeat): %s", ", ".join(names))
+    return names

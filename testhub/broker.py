@@ -6,6 +6,7 @@ workers read, and remote control of the workers (add or cancel a queue).
 
 import logging
 import time
+from contextlib import contextmanager
 
 from celery import chord
 
@@ -75,3 +76,17 @@ def add_consumer(*, node: str, queue: str) -> None:
 def cancel_consumer(*, node: str, queue: str) -> None:
     logger.info("telling node %s to stop consuming %s", node, queue)
     app.control.cancel_consumer(queue, destination=[worker_hostname(node)], reply=False)
+
+
+def ping(*, node: str, timeout: float = 1.0) -> bool:
+    """Whether the node's worker answers a remote-control ping now."""
+    replies = app.control.ping(destination=[worker_hostname(node)], timeout=timeout)
+    return any(worker_hostname(node) in reply for reply in replies)
+
+
+@contextmanager
+def node_lock(node_id: int, *, timeout: int):
+    """One SSH operation at a time per machine, across every control process; freed after `timeout` s if
+    its holder died."""
+    with _redis().lock(f"testhub:node-lock:{node_id}", timeout=timeout, blocking_timeout=timeout):
+        yield

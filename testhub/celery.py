@@ -31,7 +31,11 @@ def configure(celery_app: Celery) -> None:
         "interval_max": 1,
     }
     celery_app.conf.update(
-        task_routes={"execution.*": {"queue": CONTROL_QUEUE}, "reporting.*": {"queue": CONTROL_QUEUE}},
+        task_routes={
+            "execution.*": {"queue": CONTROL_QUEUE},
+            "reporting.*": {"queue": CONTROL_QUEUE},
+            "nodes.*": {"queue": CONTROL_QUEUE},
+        },
         beat_schedule={
             "reconcile": {"task": "execution.reconcile", "schedule": float(settings.TESTHUB_RECONCILE_SECONDS)},
         },

@@ -172,7 +172,20 @@ TESTHUB_CASE_MAX_ATTEMPTS = env_int("TESTHUB_CASE_MAX_ATTEMPTS", 3)
 TESTHUB_RECONCILE_SECONDS = env_int("TESTHUB_RECONCILE_SECONDS", 30)
 # A dispatch whose chord is not in Redis this long after it started was cut off (or Redis lost it).
 TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
-TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 15)
+# Workers send a heartbeat every 5 s; the control worker sweeps every TESTHUB_LIVENESS_SWEEP_SECONDS, so a node
+# whose worker stops answering is offline within OFFLINE_AFTER + SWEEP seconds (12 s by default).
+TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 10)
+TESTHUB_LIVENESS_SWEEP_SECONDS = env_int("TESTHUB_LIVENESS_SWEEP_SECONDS", 2)
+# A node whose cases end in infrastructure errors this many times in a row is quarantined until a check passes.
+TESTHUB_QUARANTINE_AFTER = env_int("TESTHUB_QUARANTINE_AFTER", 3)
+
+# Reaching test machines over SSH (nodes/ssh.py). Connect covers TCP, the SSH handshake and the login.
+TESTHUB_SSH_CONNECT_TIMEOUT = env_int("TESTHUB_SSH_CONNECT_TIMEOUT", 10)
+TESTHUB_SSH_COMMAND_TIMEOUT = env_int("TESTHUB_SSH_COMMAND_TIMEOUT", 900)
+# The broker URL as the test machines reach it (the control plane's REDIS_URL may name a host they cannot).
+TESTHUB_WORKER_BROKER_URL = env_str("TESTHUB_WORKER_BROKER_URL", "") or REDIS_URL
+# How long a deploy waits for the new worker to answer; a warm shutdown first lets a running case finish.
+TESTHUB_DEPLOY_VERIFY_SECONDS = env_int("TESTHUB_DEPLOY_VERIFY_SECONDS", 900)
 # Prometheus scrapes /metrics with "Authorization: Bearer <this>" (lab managers may read it signed in).
 TESTHUB_METRICS_TOKEN = env_str("TESTHUB_METRICS_TOKEN", "")
 # When a task's report is ready, its summary is POSTed here (and to the task's own webhook_url), signed with

@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from catalog.api import ProductViewSet, TestToolViewSet
 from execution.api import CaseViewSet, TaskCaseList, TaskViewSet, TemplateViewSet
-from nodes.api import NodeViewSet
+from nodes.api import NodeOperationViewSet, NodeViewSet
 from reporting.api import ReportViewSet
 from testhub.metrics import MetricsView
 
@@ -15,6 +15,7 @@ router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")
 router.register("tools", TestToolViewSet, basename="tool")
 router.register("nodes", NodeViewSet, basename="node")
+router.register("node-operations", NodeOperationViewSet, basename="node-operation")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("cases", CaseViewSet, basename="case")
 router.register("templates", TemplateViewSet, basename="template")

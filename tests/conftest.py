@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import LabManagerFactory, TesterFactory
 from tests.lab import Lab
+from tests.machines import fresh_machine, machines  # noqa: F401  (fixtures: simulated machines over SSH)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
 from execution.models import Case, Task
@@ -65,7 +66,9 @@ class NodeFactory(factory.django.DjangoModelFactory):
     ip = factory.Sequence(lambda n: f"127.0.0.{n % 250 + 2}")
     username = "tester"
     status = Node.Status.ONLINE
+    last_heartbeat = factory.LazyFunction(timezone.now)
     install_root = "/opt/testhub"
+    managed = False  # installs recorded only; tests of installs over SSH ask for managed nodes
 
 
 class NodeProductFactory(factory.django.DjangoModelFactory):

@@ -125,7 +125,9 @@ class Lab:
         if not broken:
             tool_path.mkdir(parents=True)
             shutil.copy(LABTOOL, tool_path / "labtool")
-        node = node_services.node_create(name=name, ip="127.0.0.1", username="lab", install_root=str(home), slots=slots)
+        node = node_services.node_create(
+            name=name, ip="127.0.0.1", username="lab", install_root=str(home), slots=slots, managed=False
+        )
         Node.objects.filter(pk=node.pk).update(status=status)
         node_services.node_installs_set(
             node=node,

@@ -72,11 +72,14 @@ def _node_form(target, **inline):
         "password": "",
         "install_root": target.install_root,
         "slots": target.slots,
-        "status": target.status,
         "installs-TOTAL_FORMS": "1",
         "installs-INITIAL_FORMS": "0",
         "installs-MIN_NUM_FORMS": "0",
         "installs-MAX_NUM_FORMS": "1000",
+        "operations-TOTAL_FORMS": "0",
+        "operations-INITIAL_FORMS": "0",
+        "operations-MIN_NUM_FORMS": "0",
+        "operations-MAX_NUM_FORMS": "0",
     }
     data.update({f"installs-0-{key}": value for key, value in inline.items()})
     return data

@@ -100,12 +100,39 @@ def test_installs_that_are_not_a_list_are_refused(api, lab_manager):
     assert response.status_code == 400
 
 
-def test_a_lab_manager_puts_a_node_in_maintenance(api, lab_manager):
+def test_a_lab_manager_puts_a_node_in_maintenance_with_a_reason(api, lab_manager):
     node = NodeFactory()
-    response = api.as_user(lab_manager).patch(f"/api/nodes/{node.pk}/", {"status": "maintenance"})
+    response = api.as_user(lab_manager).post(
+        f"/api/nodes/{node.pk}/maintenance/", {"enabled": True, "reason": "disk swap"}, format="json"
+    )
     assert response.status_code == 200
+    assert (response.json()["status"], response.json()["status_reason"]) == ("maintenance", "disk swap")
+
+
+def test_ending_maintenance_waits_for_the_workers_next_heartbeat(api, lab_manager):
+    node = NodeFactory(status=Node.Status.MAINTENANCE)
+    response = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/maintenance/", {"enabled": False}, format="json")
+    assert response.json()["status"] == "offline"
+
+
+def test_ending_maintenance_of_a_node_not_in_it_is_a_conflict(api, lab_manager):
+    node = NodeFactory(status=Node.Status.ONLINE)
+    response = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/maintenance/", {"enabled": False}, format="json")
+    assert response.status_code == 409
+    assert "not in maintenance" in response.json()["detail"]
+
+
+def test_a_nodes_status_cannot_be_written_directly(api, lab_manager):
+    node = NodeFactory(status=Node.Status.ONLINE)
+    api.as_user(lab_manager).patch(f"/api/nodes/{node.pk}/", {"status": "maintenance"}, format="json")
     node.refresh_from_db()
-    assert node.status == Node.Status.MAINTENANCE
+    assert node.status == Node.Status.ONLINE
+
+
+def test_a_tester_cannot_put_a_node_in_maintenance(api, tester):
+    node = NodeFactory()
+    response = api.as_user(tester).post(f"/api/nodes/{node.pk}/maintenance/", {"enabled": True}, format="json")
+    assert response.status_code == 403
 
 
 def test_nodes_are_filtered_by_installed_tool(api, tester):

@@ -21,7 +21,7 @@ def _env_int(name: str, default: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--node", required=True, help="the node's name in TestHub")
+    parser.add_argument("--node", default=os.environ.get("TESTHUB_NODE"), help="the node's name in TestHub")
     parser.add_argument("--broker", default=os.environ.get("TESTHUB_BROKER_URL"), help="Redis URL of the broker")
     parser.add_argument("--manifest", default=os.environ.get("TESTHUB_MANIFEST", "/opt/testhub/manifest.json"))
     parser.add_argument("--workdir", default=os.environ.get("TESTHUB_WORKDIR", str(Path.home() / ".testhub" / "work")))
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
+    if not args.node:
+        parser.error("--node (or TESTHUB_NODE) is required")
     if not args.broker:
         parser.error("--broker (or TESTHUB_BROKER_URL) is required")
 

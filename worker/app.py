@@ -12,7 +12,7 @@ import redis
 from celery import Celery, bootsteps
 from celery.signals import worker_ready
 
-from worker import __version__, manifest, runner
+from worker import manifest, release, runner
 from worker.protocol import (
     CANCELLED_KEY,
     CANCELLED_REFRESH_SECONDS,
@@ -189,7 +189,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         beat = Heartbeat(
             node=app.conf.testhub_node,
             at=_now(),
-            version=__version__,
+            version=release(),
             protocol=PROTOCOL_VERSION,
             slots=app.conf.testhub_slots,
             queues=queues,

@@ -89,9 +89,14 @@ def entry(*, product: str, version: str, path: str, tools: list[tuple[str, str, 
     }
 
 
+def document(installs: list[dict]) -> str:
+    """The manifest file's text for these entries."""
+    return json.dumps({"installs": installs}, indent=1)
+
+
 def write(path: Path, installs: list[dict]) -> None:
     """Replace the manifest in one step: a worker reading it mid-write must see the old or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps({"installs": installs}))
+    partial.write_text(document(installs))
     os.replace(partial, path)

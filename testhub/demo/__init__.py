@@ -27,7 +27,7 @@ def demo_lab_seed(*, install_root: str) -> dict[str, str]:
     for name in NODES:
         root = f"{install_root}/{name}"
         node = Node.objects.filter(name=name).first() or node_services.node_create(
-            name=name, ip="127.0.0.1", username="testhub", install_root=root
+            name=name, ip="127.0.0.1", username="testhub", install_root=root, managed=False
         )
         node_services.node_installs_set(
             node=node,

@@ -134,7 +134,7 @@ class Command(BaseCommand):
             (home / "tool").mkdir()
             (home / "tool" / "noop").symlink_to(shutil.which("true"))
             node = node_services.node_create(
-                name=f"bench-{number}", ip="127.0.0.1", username="bench", install_root=str(home)
+                name=f"bench-{number}", ip="127.0.0.1", username="bench", install_root=str(home), managed=False
             )
             node_services.node_installs_set(
                 node=node,

@@ -1,0 +1,30 @@
+# (Re)start the worker in $base: a systemd unit where systemd runs and we may install one, a supervised
+# background process otherwise. A running worker gets TERM: it finishes its running cases, then the new
+# release starts. Prints how it was done.
+set -eu
+base=$1 unit_name=$2 unit_text=$3
+as_root=""
+if [ "$(id -u)" = 0 ]; then as_root="env"; elif sudo -n true 2>/dev/null; then as_root="sudo -n"; fi
+if [ -d /run/systemd/system ] && [ -n "$as_root" ]; then
+  printf '%s\n' "$unit_text" | $as_root tee "/etc/systemd/system/$unit_name.service" >/dev/null
+  $as_root systemctl daemon-reload
+  $as_root systemctl enable --quiet "$unit_name"
+  $as_root systemctl restart --no-block "$unit_name"
+  echo "systemd unit $unit_name (re)started"
+  exit 0
+fi
+cd "$base"
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && grep -q "$2" "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
+if running supervisor.pid supervise; then
+  if running worker.pid worker; then kill -TERM "$(cat worker.pid)"; fi
+  how="supervised worker restarted"
+else
+  setsid sh ./supervise </dev/null >/dev/null 2>&1 &
+  how="supervised worker started"
+fi
+# Back after a reboot where cron runs.
+if command -v crontab >/dev/null 2>&1; then
+  (crontab -l 2>/dev/null | grep -v '# testhub-worker$' || true; echo "@reboot sh $base/supervise # testhub-worker") \
+    | crontab - 2>/dev/null && how="$how; @reboot entry in crontab"
+fi
+echo "$how"

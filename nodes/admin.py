@@ -166,7 +166,9 @@ class NodeAdmin(admin.ModelAdmin):
         "accept_offered_host_key",
     ]
 
-    check_machine = admin.action(description="Check the machine over SSH")(_request(NodeOperation.Kind.CHECK, "A check"))
+    check_machine = admin.action(description="Check the machine over SSH")(
+        _request(NodeOperation.Kind.CHECK, "A check")
+    )
     deploy_worker = admin.action(description="Deploy (or update) the worker")(
         _request(NodeOperation.Kind.DEPLOY, "A worker deployment")
     )

@@ -9,7 +9,6 @@ import paramiko
 import pytest
 
 
-
 def connect(machine, *, host_key: str | None = None, **credentials) -> paramiko.SSHClient:
     """Logs in as the machine's user with only the credentials given (no agent, no keys of our own),
     trusting only `host_key` ("type base64"; by default the machine's current host key)."""

@@ -160,7 +160,8 @@ def session(target: Target, *, connect_timeout: int, command_timeout: int) -> It
     connect_kwargs = {
         "allow_agent": False,  # only the node's own credentials, never whatever this host happens to hold
         "look_for_keys": False,
-        "banner_timeout": connect_timeout,
+        # Inside the handshake's own limit, so a silent peer is reported as such, not as a dead session.
+        "banner_timeout": max(1, connect_timeout - 0.5),
         "auth_timeout": connect_timeout,
         "channel_timeout": connect_timeout,
     }

@@ -48,8 +48,8 @@ class TestTool(models.Model):
         upload_to="tools/%Y/%m/",
         blank=True,
         max_length=300,
-        help_text="The tool's files: an archive (.tar.gz, .tgz, .tar, .tar.xz, .tar.bz2, .zip) unpacked into the "
-        "tool's install path on each node, or a single file copied there.",
+        help_text="The tool's files: an archive (.tar.gz, .tgz, .tar, .tar.xz, .tar.bz2, .zip, .whl) unpacked into "
+        "the tool's install path on each node when it is installed there.",
     )
     case_timeout = models.PositiveIntegerField(
         default=600,

@@ -1,7 +1,7 @@
 import pytest
 from django.test import Client
 
-from nodes.models import NodeTool
+from nodes.models import Node, NodeOperation, NodeTool, SSHStatus
 from tests.factories import (
     CaseFactory,
     NodeFactory,
@@ -143,3 +143,32 @@ def test_a_tester_sees_tasks_in_admin_but_cannot_change_the_lab(client, tester):
     client.force_login(tester)
     assert client.get("/admin/execution/task/").status_code == 200
     assert client.get("/admin/nodes/node/add/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [("check_machine", "check"), ("deploy_worker", "deploy"), ("apply_installs", "install")],
+)
+def test_a_node_list_action_queues_an_operation_per_node(admin_client_of, action, kind):
+    nodes = NodeFactory.create_batch(2, managed=True)
+    response = admin_client_of.post(
+        "/admin/nodes/node/", {"action": action, "_selected_action": [node.pk for node in nodes]}
+    )
+    assert response.status_code == 302
+    assert sorted(NodeOperation.objects.filter(kind=kind).values_list("node_id", flat=True)) == [n.pk for n in nodes]
+
+
+def test_the_maintenance_actions_take_a_node_out_of_service_and_back(admin_client_of):
+    node = NodeFactory()
+    admin_client_of.post("/admin/nodes/node/", {"action": "start_maintenance", "_selected_action": [node.pk]})
+    node.refresh_from_db()
+    assert node.status == Node.Status.MAINTENANCE
+    admin_client_of.post("/admin/nodes/node/", {"action": "end_maintenance", "_selected_action": [node.pk]})
+    node.refresh_from_db()
+    assert node.status == Node.Status.OFFLINE
+
+
+def test_the_node_page_shows_what_the_last_check_found(admin_client_of):
+    node = NodeFactory(ssh_status=SSHStatus.AUTH_FAILED, ssh_message="refused the login of 'lab'")
+    page = admin_client_of.get(f"/admin/nodes/node/{node.pk}/change/").content.decode()
+    assert "Login refused" in page and "refused the login of" in page

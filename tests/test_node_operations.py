@@ -149,13 +149,14 @@ def test_no_credential_reaches_a_log_or_a_task_message(
 # --- installs -----------------------------------------------------------------------------------------
 
 
-def package(files: dict[str, str], name: str = "calc-1.0.tar.gz") -> SimpleUploadedFile:
+def package(files: dict[str, str | bytes], name: str = "calc-1.0.tar.gz") -> SimpleUploadedFile:
+    """A .tar.gz of `files`; one starting with #! is made executable, as a tool's script would be packed."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path, text in files.items():
-            data = text.encode()
+        for path, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
             info = tarfile.TarInfo(path)
-            info.size = len(data)
+            info.size, info.mode = len(data), 0o755 if data.startswith(b"#!") else 0o644
             tar.addfile(info, io.BytesIO(data))
     return SimpleUploadedFile(name, buffer.getvalue())
 
@@ -164,7 +165,7 @@ def package(files: dict[str, str], name: str = "calc-1.0.tar.gz") -> SimpleUploa
 def calc_with_labtool():
     link = ProductToolFactory(product__name="calc", product__version="1.0", tool__name="labtool", tool__version="1")
     link.product.file.save("calc-1.0.tar.gz", package({"VERSION": "calc 1.0\n"}))
-    link.tool.file.save("labtool", SimpleUploadedFile("labtool", LABTOOL.read_bytes()))
+    link.tool.file.save("labtool-1.tar.gz", package({"labtool": LABTOOL.read_bytes()}, name="labtool-1.tar.gz"))
     return link
 
 

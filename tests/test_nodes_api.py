@@ -170,3 +170,75 @@ def test_recording_an_install_again_clears_its_failure(api, lab_manager):
     assert response.status_code == 200
     install.refresh_from_db()
     assert (install.state, install.state_message) == ("installed", "")
+
+
+def test_a_private_key_is_write_only_and_stored_encrypted(api, lab_manager, tmp_path):
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "key"], check=True)
+    private_key = (tmp_path / "key").read_text()
+    response = api.as_user(lab_manager).post(
+        "/api/nodes/", {"name": "n1", "ip": "127.0.0.2", "username": "u", "private_key": private_key}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["has_private_key"] is True and "private_key" not in response.json()
+    node = Node.objects.get(name="n1")
+    assert node.get_private_key() == private_key and private_key not in node.private_key_encrypted
+
+
+def test_a_private_key_that_is_not_one_is_refused_saying_what_to_paste(api, lab_manager):
+    response = api.as_user(lab_manager).post(
+        "/api/nodes/", {"name": "n1", "ip": "127.0.0.2", "username": "u", "private_key": "hello"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "OpenSSH or PEM" in response.json()["private_key"][0]
+
+
+def test_a_check_is_queued_as_an_operation_on_the_node(api, lab_manager):
+    node = NodeFactory()
+    response = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/check/")
+    assert response.status_code == 202
+    assert (response.json()["kind"], response.json()["state"], response.json()["node"]) == ("check", "queued", node.pk)
+
+
+def test_asking_twice_before_it_starts_queues_one_operation(api, lab_manager):
+    node = NodeFactory()
+    first = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/deploy-worker/").json()
+    second = api.post(f"/api/nodes/{node.pk}/deploy-worker/").json()
+    assert first["id"] == second["id"]
+
+
+def test_a_tester_cannot_check_or_deploy(api, tester):
+    node = NodeFactory()
+    api.as_user(tester)
+    assert api.post(f"/api/nodes/{node.pk}/check/").status_code == 403
+    assert api.post(f"/api/nodes/{node.pk}/deploy-worker/").status_code == 403
+
+
+def test_applying_installs_on_a_node_not_managed_over_ssh_says_so(api, lab_manager):
+    node = NodeFactory(managed=False)
+    response = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/apply-installs/")
+    assert response.status_code == 400
+    assert "not managed over SSH" in response.json()["detail"]
+
+
+def test_installs_on_a_managed_node_wait_for_the_machine(api, lab_manager):
+    link = ProductToolFactory()
+    node = NodeFactory(managed=True)
+    body = {"products": [{"product": link.product.pk, "tools": [{"tool": link.tool.pk}]}]}
+    response = api.as_user(lab_manager).put(f"/api/nodes/{node.pk}/installs/", body, format="json")
+    assert response.json()["products"][0]["state"] == "pending"
+    assert node.operations.get().kind == "install"
+
+
+def test_node_operation_list_runs_the_same_queries_for_any_page_size(api, tester, django_assert_num_queries):
+    from nodes.services import operation_request
+
+    for node in NodeFactory.create_batch(12):
+        operation_request(node=node, kind="check")
+    api.as_user(tester)
+    # user groups, count, one page of operations with their nodes and users
+    with django_assert_num_queries(3):
+        api.get("/api/node-operations/?page_size=3")
+    with django_assert_num_queries(3):
+        api.get("/api/node-operations/?page_size=12")

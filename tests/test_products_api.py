@@ -241,3 +241,21 @@ def test_a_malformed_report_link_is_refused(api, lab_manager):
         f"/api/products/{product.pk}/test-result/", {"pass_rate": "90", "source": "ci", "report_url": "not a url"}
     )
     assert response.status_code == 400 and "report_url" in response.json()
+
+
+def test_a_lab_manager_uploads_a_tools_files_and_anyone_downloads_them(api, lab_manager, tester):
+    tool = ToolFactory()
+    upload = SimpleUploadedFile("runner.tar.gz", b"\x1f\x8b tool bytes")
+    response = api.as_user(lab_manager).put(f"/api/tools/{tool.pk}/file/", {"file": upload}, format="multipart")
+    assert response.status_code == 200, response.json()
+    assert response.json()["file_name"] == "runner.tar.gz"
+    download = api.as_user(tester).get(f"/api/tools/{tool.pk}/file/")
+    assert b"".join(download.streaming_content) == b"\x1f\x8b tool bytes"
+
+
+def test_a_tool_file_that_is_not_an_archive_is_refused_naming_the_kinds_taken(api, lab_manager):
+    tool = ToolFactory()
+    upload = SimpleUploadedFile("runner.sh", b"#!/bin/sh\n")
+    response = api.as_user(lab_manager).put(f"/api/tools/{tool.pk}/file/", {"file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert ".tar.gz" in response.json()["file"][0]

@@ -9,7 +9,6 @@ import shutil
 import pytest
 import redis
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from execution.models import Case, Task
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.slow
 def ssh_lab(lab, machines):
     """The lab's control worker, its product and tool with files to install, and machines cleaned up after."""
     lab.product.file.save("calc-1.0.tar.gz", package({"VERSION": "calc 1.0\n"}))
-    lab.tool.file.save("labtool", SimpleUploadedFile("labtool", LABTOOL.read_bytes()))
+    lab.tool.file.save("labtool-1.tar.gz", package({"labtool": LABTOOL.read_bytes()}, name="labtool-1.tar.gz"))
     lab.start_control(TESTHUB_SSH_CONNECT_TIMEOUT="3", TESTHUB_DEPLOY_VERIFY_SECONDS="60")
     yield lab
     for machine in machines:

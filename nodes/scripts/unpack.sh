@@ -7,7 +7,7 @@ rm -rf "$partial"
 mkdir -p "$partial"
 case "$name" in
   *.tar.gz|*.tgz|*.tar|*.tar.xz|*.txz|*.tar.bz2|*.tbz2) tar -xf "$file" -C "$partial" ;;
-  *.zip) python3 -m zipfile -e "$file" "$partial" ;;
+  *.zip|*.whl) python3 -m zipfile -e "$file" "$partial" ;;
   *)
     cp "$file" "$partial/$name"
     # A script or program keeps working when copied alone: make it executable like the upload meant.

@@ -4,8 +4,9 @@
 
 Starts a control worker and N node workers (real processes), submits no-op cases through the API,
 and prints: submit latency, time to the first case running, end-to-end cases per second, the same
-workload as a bare chord with the ratio, the control worker's peak memory, and the time and memory
-to build a report of --report-cases cases.
+workload as a bare chord with the ratio, the control worker's peak memory, the time and memory
+to build a report of --report-cases cases, and how long a node whose worker is killed takes to show
+offline (and online again once the worker is back).
 """
 
 import multiprocessing
@@ -211,6 +212,7 @@ class Command(BaseCommand):
         bare_seconds, bare_cpu = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
 
         report_seconds, report_mb = self._report_build(report_cases, product, tool, nodes[0])
+        offline_seconds, online_seconds = self._liveness(nodes[-1])
 
         rows = [
             ("cases", cases, ""),
@@ -229,11 +231,32 @@ class Command(BaseCommand):
             ("control worker peak memory", f"{control_peak:.0f} MB", "main process + pool"),
             (f"report build, {report_cases} cases", f"{report_seconds:.2f} s, peak {report_mb:.0f} MB",
              "target <= 10 s, <= 300 MB"),
+            ("worker killed -> node offline", f"{offline_seconds:.1f} s", "target <= 15 s"),
+            ("worker back -> node online", f"{online_seconds:.1f} s", "first heartbeat"),
         ]  # fmt: skip
         width = max(len(label) for label, _, _ in rows)
         out("")
         for label, value, note in rows:
             out(f"{label:<{width}}  {value!s:<28} {note}")
+
+    def _liveness(self, node):
+        """SIGKILL a node's worker (as a crash would), time until the node shows offline; start it again, time
+        until it shows online."""
+        worker = self.node_workers[-1]
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        killed = time.monotonic()
+        _wait(lambda: Node.objects.filter(pk=node.pk, status="offline").exists(), 60, "node offline", 0.05)
+        offline_seconds = time.monotonic() - killed
+        home = self.root / node.name
+        restarted = time.monotonic()
+        self._start(
+            [sys.executable, "-m", "worker", "--node", node.name, "--broker", settings.REDIS_URL,
+             "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work"), "--loglevel", "WARNING"],
+            f"worker-{node.name}-again",
+        )  # fmt: skip
+        _wait(lambda: Node.objects.filter(pk=node.pk, status="online").exists(), 60, "node online", 0.05)
+        return offline_seconds, time.monotonic() - restarted
 
     def _bare_chord(self, cases, workers, command):
         from celery import chord

@@ -1,6 +1,5 @@
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,7 +15,13 @@ from catalog.models import Product, ProductTool, TestTool
 from execution.models import Case, Task, TaskTemplate
 from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeTool
-from nodes.services import node_infra_errors_count, nodes_mark_offline, operations_resend, worker_queues_sync
+from nodes.services import (
+    InfraErrorStreak,
+    node_infra_errors_count,
+    nodes_mark_offline,
+    operations_reconcile,
+    worker_queues_sync,
+)
 from testhub import broker
 from testhub.errors import Conflict, DomainError, NoCapableNode
 from worker.protocol import CONTROL_QUEUE, PROTOCOL_VERSION, CaseJob, message_priority
@@ -204,15 +209,16 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
         )
         cases = {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
         changed, started_tasks, finished_tasks, failed_installs = {}, {}, set(), []
-        infra_errors, ran_normally = Counter(), set()
+        streaks: dict[int, InfraErrorStreak] = {}
         for event in case_events:
             case = cases.get(event["case_id"])
             node_id = nodes.get(event["node"])
+            streak = streaks.setdefault(node_id, InfraErrorStreak())
             if event["kind"] == "infra_error":
                 failed_installs.append((event, node_id))
-                infra_errors[node_id] += 1
+                streak.errors += 1
             elif event["kind"] == "finished" and event.get("status") in (Case.Status.PASSED, Case.Status.FAILED):
-                ran_normally.add(node_id)
+                streak.restarted, streak.errors = True, 0
             if (
                 case is None
                 or case.status not in Case.OPEN_STATUSES
@@ -232,10 +238,8 @@ def events_record(*, events: list[dict]) -> RecordingOutcome:
             _install_mark_failed(
                 task_id=event["task_id"], node_id=node_id, reason=event["reason"], queue=event["queue"]
             )
-        node_infra_errors_count(
-            errors_by_node={node_id: n for node_id, n in infra_errors.items() if node_id},
-            clean_node_ids=ran_normally - {None},
-        )
+        streaks.pop(None, None)  # events from nodes TestHub does not know
+        node_infra_errors_count(streaks=streaks)
         _heartbeats_record(heartbeats)
         done = {
             task_id
@@ -263,10 +267,13 @@ def _heartbeats_record(heartbeats: dict[str, dict]) -> None:
     then the node is marked so, and its worker is told to stop consuming (cases would be misread)."""
     for node in Node.objects.filter(name__in=heartbeats):
         beat = heartbeats[node.name]
-        protocol = int(beat.get("protocol") or 0)
+        protocol = beat.get("protocol") if isinstance(beat.get("protocol"), int) else 0
         nodes = Node.objects.filter(pk=node.pk)
         nodes.update(
-            last_heartbeat=parse_datetime(beat["at"]), worker_version=beat["version"][:40], worker_protocol=protocol
+            # The control plane's clock, not the machine's: a machine whose clock is off must not flap offline.
+            last_heartbeat=timezone.now(),
+            worker_version=str(beat.get("version", ""))[:40],
+            worker_protocol=protocol,
         )
         if protocol < PROTOCOL_VERSION:
             nodes.exclude(status__in=Node.HELD_STATUSES).update(
@@ -356,7 +363,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     now = now or timezone.now()
     grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
-    operations_resend(now=now)
+    operations_reconcile(now=now)
     broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
         open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 
@@ -116,7 +116,7 @@ class NodeOperationInline(admin.TabularInline):
         return super().get_queryset(request).select_related("requested_by")
 
 
-def _saved_by_service(formset) -> None:
+def _formset_saved_by_services(formset) -> None:
     """Install rows are written by the install services, not by the formset; the admin's history entry
     still asks the formset what it saved."""
     formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
@@ -126,6 +126,9 @@ def _request(kind: str, done: str):
     def action(modeladmin, request, queryset):
         for node in queryset:
             if kind == NodeOperation.Kind.INSTALL:
+                if not node.managed:
+                    modeladmin.message_user(request, f"{node} is not managed over SSH: skipped.", messages.WARNING)
+                    continue
                 services.installs_retry(node=node)
             services.operation_request(node=node, kind=kind, user=request.user)
         modeladmin.message_user(request, f"{done} queued for {queryset.count()} node(s); see each node's operations.")
@@ -212,7 +215,7 @@ class NodeAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         if formset.model is not NodeProduct:
             return super().save_formset(request, form, formset, change)
-        _saved_by_service(formset)
+        _formset_saved_by_services(formset)
         if not any(inline_form.has_changed() for inline_form in formset.forms):
             return None  # saving a node must not re-record (and un-fail) installs nobody touched
         # The page's rows become the node's installs, by the same path as the API: on a managed node
@@ -289,7 +292,7 @@ class NodeProductAdmin(admin.ModelAdmin):
         return False  # products are installed from the node's page, which checks the install root
 
     def save_formset(self, request, form, formset, change):
-        _saved_by_service(formset)
+        _formset_saved_by_services(formset)
         if not any(inline_form.has_changed() for inline_form in formset.forms):
             return
         tools = [

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -62,7 +62,12 @@ class Node(models.Model):
     name = models.SlugField(max_length=63, unique=True, help_text="Letters, digits, '-' and '_'; names the worker.")
     ip = models.GenericIPAddressField("IP address")
     ssh_port = models.PositiveIntegerField(default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)])
-    username = models.CharField(max_length=64)
+    username = models.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", "A login name: letters, digits, '.', '_' and '-'.")
+        ],
+    )
     password_encrypted = models.TextField(blank=True, editable=False)
     private_key_encrypted = models.TextField(blank=True, editable=False)
     managed = models.BooleanField(

@@ -5,22 +5,29 @@ are read here, from the database, and go nowhere else. The shell scripts run on 
 nodes/scripts/ and need only POSIX sh, tar and (for the worker) Python 3.11+.
 """
 
+import enum
 import logging
 import shlex
-import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from nodes import ssh
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool, SSHStatus
-from nodes.services import node_capability_queues, node_release_after_check, worker_queues_sync
-from nodes.worker_release import worker_release
+from nodes.services import (
+    node_capability_queues,
+    node_release_after_check,
+    operation_longest_seconds,
+    worker_queues_sync,
+)
+from nodes.worker_release import WorkerReleaseError, release_name, worker_release
 from testhub import broker
 from worker import manifest
 
@@ -31,28 +38,58 @@ CHECK_TIMEOUT = 60
 MESSAGE_LIMIT = 4000
 
 
-def operation_run(*, operation_id: int) -> None:
-    """Carry out one queued operation; a redelivered message finds it claimed and does nothing."""
-    claimed = NodeOperation.objects.filter(pk=operation_id, state=NodeOperation.State.QUEUED).update(
-        state=NodeOperation.State.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
-        return
-    operation = NodeOperation.objects.select_related("node").get(pk=operation_id)
+class Outcome(enum.Enum):
+    DONE = "done"
+    MACHINE_BUSY = "machine busy"  # another operation holds the machine: try again shortly
+    AWAITING_WORKER = "awaiting worker"  # a deploy started the worker: verify it answers, without blocking
+
+
+def operation_run(*, operation_id: int) -> Outcome:
+    """Carry out one queued operation, one at a time per machine. A redelivered message finds the operation
+    claimed and does nothing; one that finds the machine busy leaves it queued for a later try."""
+    operation = NodeOperation.objects.filter(pk=operation_id, state=NodeOperation.State.QUEUED).first()
+    if operation is None:
+        return Outcome.DONE
+    lock = broker.machine_lock(node_id=operation.node_id, timeout=operation_longest_seconds())
+    if not lock.acquire(blocking=False):
+        return Outcome.MACHINE_BUSY
+    try:
+        claimed = NodeOperation.objects.filter(pk=operation_id, state=NodeOperation.State.QUEUED).update(
+            state=NodeOperation.State.RUNNING, started_at=timezone.now()
+        )
+        if not claimed:
+            return Outcome.DONE
+        node = Node.objects.get(pk=operation.node_id)  # read under the lock: an earlier operation may have pinned a key
+        return _carry_out(operation, node)
+    finally:
+        try:
+            lock.release()
+        except LockError:  # it outlived the lock's timeout; the next operation simply did not wait for it
+            logger.warning("operation %s outlived its machine lock", operation_id)
+
+
+def _carry_out(operation: NodeOperation, node: Node) -> Outcome:
     carry_out = {
         NodeOperation.Kind.CHECK: node_check,
         NodeOperation.Kind.INSTALL: node_installs_apply,
         NodeOperation.Kind.DEPLOY: node_worker_deploy,
     }[operation.kind]
     try:
-        with broker.node_lock(operation.node_id, timeout=settings.TESTHUB_SSH_COMMAND_TIMEOUT * 2):
-            message, state = carry_out(node=operation.node), NodeOperation.State.SUCCEEDED
+        message, state = carry_out(node=node), NodeOperation.State.SUCCEEDED
     except ssh.SSHError as error:
         message, state = error.message, NodeOperation.State.FAILED
     except Exception as error:  # recorded on the operation; the traceback goes to the control worker's log
-        logger.exception("operation %s (%s on node %s) failed", operation.pk, operation.kind, operation.node_id)
+        logger.exception("operation %s (%s on node %s) failed", operation.pk, operation.kind, node.pk)
         message, state = f"Unexpected error: {type(error).__name__}: {error}", NodeOperation.State.FAILED
-    NodeOperation.objects.filter(pk=operation.pk).update(
+    if isinstance(message, WorkerStarted):
+        NodeOperation.objects.filter(pk=operation.pk).update(message=message.text[:MESSAGE_LIMIT])
+        return Outcome.AWAITING_WORKER
+    _operation_end(operation.pk, state=state, message=message)
+    return Outcome.DONE
+
+
+def _operation_end(operation_id: int, *, state: str, message: str) -> None:
+    NodeOperation.objects.filter(pk=operation_id, state=NodeOperation.State.RUNNING).update(
         state=state, message=message[:MESSAGE_LIMIT], finished_at=timezone.now()
     )
 
@@ -137,8 +174,8 @@ def node_check(*, node: Node) -> str:
     with transaction.atomic():
         queues_before = node_capability_queues(node=node)
         for path in missing:
-            for install in installed[path]:
-                type(install).objects.filter(pk=install.pk).update(
+            for install in installed.get(path, []):
+                type(install).objects.filter(pk=install.pk, state=InstallState.INSTALLED).update(
                     state=InstallState.FAILED, state_message=f"{path} is missing on the machine (found by a check)."
                 )
         worker_queues_sync(node=node, consumed=queues_before)
@@ -205,7 +242,10 @@ def node_installs_apply(*, node: Node) -> str:
             for install in products.filter(state=InstallState.INSTALLING).select_related("product"):
                 outcomes[install] = _unpack(session, node, install, install.product.file)
             for install in tools.filter(state=InstallState.INSTALLING).select_related("tool", "node_product"):
-                outcomes[install] = _unpack(session, node, install, install.tool.file)
+                if _shared_folder_in_place(install):
+                    outcomes[install] = None  # the same tool for another product: its folder may be in use
+                else:
+                    outcomes[install] = _unpack(session, node, install, install.tool.file)
             done = {install for install, problem in outcomes.items() if problem is None}
             session.put_text(manifest.document(_manifest_entries(node, also=done)), _manifest_path(node), mode=0o644)
     except ssh.SSHError as error:
@@ -253,6 +293,19 @@ def _manifest_entries(node: Node, *, also: set) -> list[dict]:
     return entries
 
 
+def _shared_folder_in_place(install: NodeTool) -> bool:
+    return (
+        NodeTool.objects.filter(
+            node_product__node_id=install.node_product.node_id,
+            tool_id=install.tool_id,
+            install_path=install.install_path,
+            state=InstallState.INSTALLED,
+        )
+        .exclude(pk=install.pk)
+        .exists()
+    )
+
+
 def _unpack(session: ssh.Session, node: Node, install, file) -> str | None:
     """Copy the uploaded file to the machine and unpack it into the install path; None when it worked."""
     path = _inside_root(node, install.install_path)
@@ -267,8 +320,6 @@ def _unpack(session: ssh.Session, node: Node, install, file) -> str | None:
         with file.open("rb") as local:
             session.put(local, remote_file)
         _script(session, "unpack.sh", remote_file, path, name)
-    except ssh.ConnectError:
-        raise
     except ssh.SSHError as error:
         return error.message
     except OSError as error:  # the uploaded file is gone from this control host's storage
@@ -280,8 +331,17 @@ def _removals_apply(session: ssh.Session, node: Node) -> int:
     """Delete the folders of removing installs (unless an install that stays uses the same folder), then their rows."""
     tools = NodeTool.objects.filter(node_product__node=node)
     products = NodeProduct.objects.filter(node=node)
-    removing_tools = tools.filter(Q(state=InstallState.REMOVING) | Q(node_product__state=InstallState.REMOVING))
-    removing_products = products.filter(state=InstallState.REMOVING)
+    # By id: rows dropped while the folders are being deleted wait for the next round, folders and all.
+    removing_tools = NodeTool.objects.filter(
+        pk__in=list(
+            tools.filter(Q(state=InstallState.REMOVING) | Q(node_product__state=InstallState.REMOVING)).values_list(
+                "pk", flat=True
+            )
+        )
+    )
+    removing_products = NodeProduct.objects.filter(
+        pk__in=list(products.filter(state=InstallState.REMOVING).values_list("pk", flat=True))
+    )
     kept = set(tools.exclude(pk__in=removing_tools).values_list("install_path", flat=True))
     kept |= set(products.exclude(state=InstallState.REMOVING).values_list("install_path", flat=True))
     doomed = set(removing_tools.values_list("install_path", flat=True))
@@ -340,12 +400,18 @@ WantedBy=multi-user.target
 """
 
 
-def node_worker_deploy(*, node: Node) -> str:
-    """Ship the current worker release to the machine, (re)start it there, and wait until it answers.
+@dataclass(frozen=True)
+class WorkerStarted:
+    text: str
 
-    A worker already running finishes its running cases before the new one starts (warm shutdown).
-    """
-    release = worker_release()
+
+def node_worker_deploy(*, node: Node) -> WorkerStarted:
+    """Ship the current worker release to the machine and (re)start it there; deploy_verify then waits until
+    it answers. A worker already running finishes its running cases before the new one starts (warm shutdown)."""
+    try:
+        release = worker_release()
+    except WorkerReleaseError as error:
+        raise ssh.SSHError(SSHStatus.FAILED, str(error)) from None
     folder = _worker_folder(node)
     with _on_machine(node) as session:
         session.run(shlex.join(["mkdir", "-p", f"{folder}/releases", f"{node.install_root.rstrip('/')}/work"]))
@@ -358,31 +424,44 @@ def node_worker_deploy(*, node: Node) -> str:
         session.put_text(manifest.document(_manifest_entries(node, also=set())), _manifest_path(node), mode=0o644)
         started = _script(session, "start.sh", folder, f"testhub-worker-{node.name}", _systemd_unit(node)).stdout
     how = started.strip().splitlines()[-1] if started.strip() else "started"
-    if _answers(node, release=release.name):
-        return f"Worker {release.name} running ({how}); it answers pings."
-    log = _worker_log_tail(node)
-    raise ssh.SSHError(
-        SSHStatus.FAILED,
-        f"Worker {release.name} was started ({how}) but did not answer within "
-        f"{settings.TESTHUB_DEPLOY_VERIFY_SECONDS} s. Last lines of {folder}/worker.log:\n{log}",
-    )
+    return WorkerStarted(f"Worker {release.name}: {how}.")
 
 
-def _answers(node: Node, *, release: str) -> bool:
-    """Wait until the new release's heartbeats arrive and the worker answers a ping."""
-    deadline = time.monotonic() + settings.TESTHUB_DEPLOY_VERIFY_SECONDS
-    while time.monotonic() < deadline:
-        version = Node.objects.filter(pk=node.pk).values_list("worker_version", flat=True).first()
-        if version == release and broker.ping(node=node.name):
+def deploy_verify(*, operation_id: int) -> bool:
+    """Whether a deploy is settled: its new worker answers (succeeded), or did not in time (failed).
+
+    The new worker must run the new release, answer a ping, and have started after the deploy did: an old
+    worker finishing its cases answers too, but its uptime gives it away.
+    """
+    running = NodeOperation.objects.filter(kind=NodeOperation.Kind.DEPLOY, state=NodeOperation.State.RUNNING)
+    operation = running.filter(pk=operation_id).select_related("node").first()
+    if operation is None:
+        return True
+    node, release = operation.node, release_name()
+    since_start = (timezone.now() - operation.started_at).total_seconds()
+    version = Node.objects.filter(pk=node.pk).values_list("worker_version", flat=True).first()
+    if version == release and broker.ping(node=node.name):
+        uptime = broker.worker_uptime(node=node.name)
+        if uptime is not None and uptime <= since_start + 1:
+            _operation_end(
+                operation.pk, state=NodeOperation.State.SUCCEEDED, message=f"{operation.message} It answers."
+            )
             return True
-        time.sleep(1)
-    return False
+    if since_start < settings.TESTHUB_DEPLOY_VERIFY_SECONDS:
+        return False
+    log = f"{_worker_folder(node)}/worker.log"
+    _operation_end(
+        operation.pk,
+        state=NodeOperation.State.FAILED,
+        message=f"{operation.message} It did not answer within {settings.TESTHUB_DEPLOY_VERIFY_SECONDS} s. "
+        f"Last lines of {log}:\n{_worker_log_tail(node, log)}",
+    )
+    return True
 
 
-def _worker_log_tail(node: Node) -> str:
+def _worker_log_tail(node: Node, log: str) -> str:
     try:
         with _on_machine(node, command_timeout=CHECK_TIMEOUT) as session:
-            log = f"{_worker_folder(node)}/worker.log"
             return session.run(shlex.join(["tail", "-n", "30", log]), check=False).stdout[-2000:]
     except ssh.SSHError as error:
         return f"(could not read it: {error.message})"

@@ -235,6 +235,8 @@ def node_maintenance_set(*, node: Node, enabled: bool, reason: str = "") -> Node
     with transaction.atomic():
         node = Node.objects.select_for_update().get(pk=node.pk)
         queues_before = node_capability_queues(node=node)
+        if enabled and node.status == Node.Status.QUARANTINED:
+            raise Conflict(f"{node} is quarantined: it takes no new cases already, and a passing check ends that.")
         if enabled:
             node.status = Node.Status.MAINTENANCE
             node.status_reason = reason or "Put in maintenance by a lab manager."
@@ -247,16 +249,27 @@ def node_maintenance_set(*, node: Node, enabled: bool, reason: str = "") -> Node
     return node
 
 
-def node_infra_errors_count(*, errors_by_node: dict[int, int], clean_node_ids: set[int]) -> None:
-    """Count cases that ended in infrastructure errors per node (`errors_by_node`: errors in this batch);
-    a case that ran normally resets the count. Quarantine a node whose count reaches the threshold."""
-    if clean_node_ids:
-        Node.objects.filter(pk__in=clean_node_ids - set(errors_by_node), infra_error_streak__gt=0).update(
-            infra_error_streak=0
-        )
+@dataclass
+class InfraErrorStreak:
+    """What one batch of case events says of a node: cases that ran normally restart the count, and
+    `errors` infrastructure errors came after the last of them (or after the batch began)."""
+
+    restarted: bool = False
+    errors: int = 0
+
+
+def node_infra_errors_count(*, streaks: dict[int, InfraErrorStreak]) -> None:
+    """Keep each node's count of infrastructure errors in a row; quarantine a node when it reaches the threshold."""
+    restarted = {node_id: streak.errors for node_id, streak in streaks.items() if streak.restarted}
+    for errors in set(restarted.values()):
+        node_ids = [node_id for node_id, count in restarted.items() if count == errors]
+        Node.objects.filter(pk__in=node_ids).exclude(infra_error_streak=errors).update(infra_error_streak=errors)
     threshold = settings.TESTHUB_QUARANTINE_AFTER
-    for node_id, errors in errors_by_node.items():
-        Node.objects.filter(pk=node_id).update(infra_error_streak=F("infra_error_streak") + errors)
+    for node_id, streak in streaks.items():
+        if not streak.errors:
+            continue
+        if not streak.restarted:
+            Node.objects.filter(pk=node_id).update(infra_error_streak=F("infra_error_streak") + streak.errors)
         node = Node.objects.get(pk=node_id)
         if node.infra_error_streak < threshold or node.status in Node.HELD_STATUSES:
             continue
@@ -292,7 +305,12 @@ def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
     from nodes.tasks import run_operation
 
     with transaction.atomic():
-        waiting = NodeOperation.objects.filter(node=node, kind=kind, state=NodeOperation.State.QUEUED).first()
+        # Locked, so the control worker cannot claim it while this transaction still changes what it will read.
+        waiting = (
+            NodeOperation.objects.select_for_update()
+            .filter(node=node, kind=kind, state=NodeOperation.State.QUEUED)
+            .first()
+        )
         if waiting:
             return waiting
         operation = NodeOperation.objects.create(node=node, kind=kind, requested_by=user)
@@ -307,7 +325,12 @@ def _enqueue(celery_task, operation_id: int) -> None:
         logger.warning("operation %s: broker unreachable; the reconciler will send it", operation_id, exc_info=True)
 
 
-def operations_resend(*, now: datetime) -> None:
+def operation_longest_seconds() -> int:
+    """An operation runs a few commands, each bounded, and a deploy then waits for the new worker."""
+    return settings.TESTHUB_SSH_COMMAND_TIMEOUT * 4 + settings.TESTHUB_DEPLOY_VERIFY_SECONDS
+
+
+def operations_reconcile(*, now: datetime) -> None:
     """Operations whose message was lost are sent again; ones whose control worker died are failed."""
     from nodes.tasks import run_operation
 
@@ -319,11 +342,16 @@ def operations_resend(*, now: datetime) -> None:
     abandoned = now - timedelta(
         seconds=settings.TESTHUB_SSH_COMMAND_TIMEOUT * 2 + settings.TESTHUB_DEPLOY_VERIFY_SECONDS
     )
-    NodeOperation.objects.filter(state=NodeOperation.State.RUNNING, started_at__lt=abandoned).update(
-        state=NodeOperation.State.FAILED,
-        finished_at=now,
-        message="The control worker stopped while carrying this out: run it again.",
-    )
+    lost = NodeOperation.objects.filter(state=NodeOperation.State.RUNNING, started_at__lt=abandoned)
+    lost_message = "The control worker stopped while carrying this out: run it again."
+    for operation in lost.filter(kind=NodeOperation.Kind.INSTALL):
+        NodeProduct.objects.filter(node_id=operation.node_id, state=InstallState.INSTALLING).update(
+            state=InstallState.FAILED, state_message=lost_message
+        )
+        NodeTool.objects.filter(node_product__node_id=operation.node_id, state=InstallState.INSTALLING).update(
+            state=InstallState.FAILED, state_message=lost_message
+        )
+    lost.update(state=NodeOperation.State.FAILED, finished_at=now, message=lost_message)
 
 
 # --- liveness ------------------------------------------------------------------------------------------------

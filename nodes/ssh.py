@@ -7,10 +7,11 @@ their repr hides them.
 """
 
 import base64
+import contextlib
 import errno
 import io
 import logging
-import shlex
+import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,15 +127,20 @@ class Session:
         return result
 
     def put(self, local: str | IO[bytes], remote: str, *, mode: int = 0o644) -> None:
-        """Copy a file (a path or an open binary file) to `remote`, complete or not at all."""
+        """Copy a file (a path or an open binary file) to `remote`, complete or not at all.
+
+        The mode is set before any byte is written: a secret is never readable by others, even briefly.
+        """
         partial = f"{remote}.partial"
         try:
             sftp = self._connection.sftp()
-            if isinstance(local, str):
-                sftp.put(local, partial)
-            else:
-                sftp.putfo(local, partial)
-            sftp.chmod(partial, mode)
+            sftp.get_channel().settimeout(self._command_timeout)  # a stalled transfer fails instead of hanging
+            with contextlib.ExitStack() as files:
+                source = files.enter_context(open(local, "rb")) if isinstance(local, str) else local
+                target = files.enter_context(sftp.open(partial, "wb"))
+                target.chmod(mode)
+                target.set_pipelined(True)
+                shutil.copyfileobj(source, target, 256 * 1024)
             sftp.posix_rename(partial, remote)
         except (OSError, paramiko.SSHException, EOFError) as error:
             raise SSHError(
@@ -148,10 +154,6 @@ class Session:
 def _first_line(command: str) -> str:
     line = command.strip().splitlines()[0] if command.strip() else ""
     return line if len(line) <= 120 else f"{line[:117]}..."
-
-
-def quote(*words: str) -> str:
-    return shlex.join(words)
 
 
 @contextmanager
@@ -193,6 +195,7 @@ def session(target: Target, *, connect_timeout: int, command_timeout: int) -> It
     try:
         connection.open()
     except paramiko.BadHostKeyException as error:
+        connection.close()
         offered = _host_key_line(error.key)
         raise ConnectError(
             SSHStatus.HOST_KEY_CHANGED,

@@ -23,6 +23,10 @@ WORKER_SOURCE = Path(worker.__file__).resolve().parent
 REQUIREMENTS = WORKER_SOURCE / "requirements.txt"
 
 
+class WorkerReleaseError(Exception):
+    """The release could not be built on this control host; the message says why."""
+
+
 @dataclass(frozen=True)
 class WorkerRelease:
     name: str
@@ -54,14 +58,20 @@ def _wheels(folder: Path) -> list[Path]:
     done = folder / ".complete"
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        downloaded = subprocess.run(
             [
                 sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                 "--only-binary=:all:", "--platform", "any", "--implementation", "py", "--abi", "none",
                 "--python-version", "3.11", "-r", str(REQUIREMENTS), "-d", str(folder),
             ],
-            check=True, capture_output=True, timeout=600,
+            capture_output=True, text=True, timeout=600,
         )  # fmt: skip
+        if downloaded.returncode != 0:
+            raise WorkerReleaseError(
+                "Could not download the worker's packages on the control host (pip download -r "
+                f"worker/requirements.txt): {downloaded.stderr.strip()[-800:]} Give the control host access to a "
+                f"package index (PIP_INDEX_URL), or put the wheels in {folder} and create {done.name} there."
+            )
         done.touch()
     return sorted(folder.glob("*.whl"))
 

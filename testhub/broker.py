@@ -6,7 +6,6 @@ workers read, and remote control of the workers (add or cancel a queue).
 
 import logging
 import time
-from contextlib import contextmanager
 
 from celery import chord
 
@@ -84,9 +83,14 @@ def ping(*, node: str, timeout: float = 1.0) -> bool:
     return any(worker_hostname(node) in reply for reply in replies)
 
 
-@contextmanager
-def node_lock(node_id: int, *, timeout: int):
+def worker_uptime(*, node: str, timeout: float = 1.0) -> float | None:
+    """Seconds since the node's worker process started, or None when it does not answer."""
+    replies = app.control.inspect(destination=[worker_hostname(node)], timeout=timeout).stats() or {}
+    stats = replies.get(worker_hostname(node))
+    return float(stats["uptime"]) if stats and "uptime" in stats else None
+
+
+def machine_lock(*, node_id: int, timeout: int):
     """One SSH operation at a time per machine, across every control process; freed after `timeout` s if
     its holder died."""
-    with _redis().lock(f"testhub:node-lock:{node_id}", timeout=timeout, blocking_timeout=timeout):
-        yield
+    return _redis().lock(f"testhub:machine-lock:{node_id}", timeout=timeout)

@@ -130,3 +130,25 @@ def test_a_case_that_runs_normally_resets_the_infrastructure_error_count(
     _infra_errors(node, 2, django_capture_on_commit_callbacks)
     node.refresh_from_db()
     assert (node.status, node.infra_error_streak) == (Node.Status.ONLINE, 2)
+
+
+def test_errors_followed_by_a_normal_case_in_one_batch_leave_no_streak(
+    db, settings, broker_calls, django_capture_on_commit_callbacks
+):
+    settings.TESTHUB_QUARANTINE_AFTER = 2
+    _, _, (node,) = capable_lab()
+    task = TaskFactory()
+    failing = CaseFactory.create_batch(2, task=task, status=Case.Status.RUNNING)
+    passing = CaseFactory(task=task, status=Case.Status.RUNNING)
+    events = [case_event(case, node, "infra_error", reason="tool missing", queue="cap.x.y") for case in failing]
+    events.append(case_event(passing, node, "finished", status="passed", exit_code=0))
+    record(events, django_capture_on_commit_callbacks)
+    node.refresh_from_db()
+    assert (node.status, node.infra_error_streak) == (Node.Status.ONLINE, 0)
+
+
+def test_maintenance_cannot_be_used_to_skip_a_quarantine(api, lab_manager):
+    _, _, (node,) = capable_lab(status=Node.Status.QUARANTINED)
+    response = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/maintenance/", {"enabled": True}, format="json")
+    assert response.status_code == 409
+    assert "passing check" in response.json()["detail"]

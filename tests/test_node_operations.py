@@ -4,6 +4,7 @@ The API queues an operation; here the test carries it out with the same function
 """
 
 import io
+import json
 import logging
 import tarfile
 from unittest import mock
@@ -206,7 +207,7 @@ def test_uninstalling_removes_the_files_and_the_manifest_entry(api, lab_manager,
     root = machines[1].home / "testhub"
     assert not NodeProduct.objects.filter(node=node).exists()
     assert not (root / "products/calc-1.0").exists() and not (root / "tools/labtool-1").exists()
-    assert manifest.queues(root / "manifest.json") == []
+    assert json.loads((root / "manifest.json").read_text()) == {"installs": []}
 
 
 def test_a_broken_package_fails_its_install_with_the_reason(api, lab_manager, machines, calc_with_labtool):
@@ -230,3 +231,35 @@ def test_installing_on_an_unreachable_machine_fails_every_pending_install(
     remote.operation_run(operation_id=NodeOperation.objects.get(node=node).pk)
     product = NodeProduct.objects.get(node=node)
     assert product.state == InstallState.FAILED and "refused the connection" in product.state_message
+
+
+def test_an_operation_waits_while_another_holds_the_machine(db, machines):
+    from testhub import broker
+
+    node = node_for(machines[0], name="busy")
+    operation = services.operation_request(node=node, kind="check")
+    lock = broker.machine_lock(node_id=node.pk, timeout=30)
+    assert lock.acquire(blocking=False)
+    try:
+        assert remote.operation_run(operation_id=operation.pk) is remote.Outcome.MACHINE_BUSY
+    finally:
+        lock.release()
+    operation.refresh_from_db()
+    assert operation.state == NodeOperation.State.QUEUED
+    assert remote.operation_run(operation_id=operation.pk) is remote.Outcome.DONE
+
+
+def test_an_install_whose_control_worker_died_ends_failed_and_can_be_retried(db, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    link = ProductToolFactory()
+    node = services.node_create(name="n", ip="127.0.0.2", username="lab", password="x")
+    services.node_installs_set(node=node, installs=[services.ProductInstall(product=link.product)])
+    NodeProduct.objects.filter(node=node).update(state=InstallState.INSTALLING)
+    long_ago = timezone.now() - timedelta(days=1)
+    NodeOperation.objects.filter(node=node).update(state=NodeOperation.State.RUNNING, started_at=long_ago)
+    services.operations_reconcile(now=timezone.now())
+    assert NodeOperation.objects.get(node=node).state == NodeOperation.State.FAILED
+    assert NodeProduct.objects.get(node=node).state == InstallState.FAILED

@@ -242,3 +242,21 @@ def test_node_operation_list_runs_the_same_queries_for_any_page_size(api, tester
         api.get("/api/node-operations/?page_size=3")
     with django_assert_num_queries(3):
         api.get("/api/node-operations/?page_size=12")
+
+
+@pytest.mark.parametrize("path", ["worker", "work/x", ".incoming", "manifest.json"])
+def test_an_install_path_testhub_keeps_for_itself_is_refused(api, lab_manager, path):
+    link = ProductToolFactory()
+    node = NodeFactory(install_root="/opt/lab")
+    response = _installs(api.as_user(lab_manager), node, [{"product": link.product.pk, "install_path": path}])
+    assert response.status_code == 400
+    assert "TestHub's own" in str(response.json())
+
+
+@pytest.mark.parametrize("root", ["/opt/my lab", "/opt/%h", "/opt/lab\nExecStartPre=/bin/x"])
+def test_an_install_root_that_would_break_a_command_line_is_refused(api, lab_manager, root):
+    response = api.as_user(lab_manager).post(
+        "/api/nodes/", {"name": "n1", "ip": "127.0.0.2", "username": "u", "install_root": root}, format="json"
+    )
+    assert response.status_code == 400
+    assert "install_root" in response.json()

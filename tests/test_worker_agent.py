@@ -74,13 +74,12 @@ def _manifest(tmp_path, product_path, tool_path):
     return path
 
 
-def test_the_manifest_resolves_install_paths_and_names_its_queues(tmp_path):
+def test_the_manifest_resolves_install_paths(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "t").mkdir()
     path = _manifest(tmp_path, tmp_path / "p", tmp_path / "t")
     paths = manifest.resolve(path, product="calc", product_version="1.0", tool="pytest", tool_version="8")
     assert paths.product_path == str(tmp_path / "p")
-    assert manifest.queues(path) == ["cap.calc-1.0.pytest-8"]
 
 
 def test_an_install_missing_on_disk_is_an_infrastructure_error(tmp_path):

@@ -2,15 +2,15 @@
 
     python -m worker --node lab-01 --broker redis://control.lab:6379/0 --manifest /opt/testhub/manifest.json
 
-It consumes the capability queue of every product/tool pair in the manifest (`node.<name>` while there
-are none); the control plane adds and cancels queues live when installs change.
+It starts on its own queue `node.<name>` only: the control plane, answering its first heartbeat, tells it
+which capability queues to consume (none while the node is in maintenance, quarantined or the worker is
+too old), and adds and cancels them live when installs change. The manifest says where things are installed.
 """
 
 import argparse
 import os
 from pathlib import Path
 
-from worker import manifest
 from worker.app import create_app
 from worker.protocol import worker_hostname
 
@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         slots=args.slots,
         visibility_timeout=args.visibility_timeout,
     )
-    # -Q must name a queue: with nothing installed yet, the node's own (the control plane adds the rest live).
-    queues = manifest.queues(manifest_path) or [f"node.{args.node}"]
+    queues = [f"node.{args.node}"]
     app.worker_main(
         [
             "worker",

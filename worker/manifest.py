@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.protocol import capability_queue
-
 
 class MissingInstall(Exception):
     """This machine lacks what the case needs: an infrastructure error, not a test failure."""
@@ -45,22 +43,6 @@ def _read(path: Path) -> list[dict]:
         raise MissingInstall(f"The install manifest {path} cannot be read: {error}") from None
     _cache[path] = (version, installs)
     return installs
-
-
-def queues(path: Path) -> list[str]:
-    """The capability queues of every product/tool pair in the manifest."""
-    return sorted(
-        {
-            capability_queue(
-                product=install["product"],
-                product_version=install["version"],
-                tool=tool["tool"],
-                tool_version=tool["version"],
-            )
-            for install in _read(path)
-            for tool in install.get("tools", [])
-        }
-    )
 
 
 def resolve(path: Path, *, product: str, product_version: str, tool: str, tool_version: str) -> InstallPaths:

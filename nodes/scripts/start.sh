@@ -22,9 +22,10 @@ else
   setsid sh ./supervise </dev/null >/dev/null 2>&1 &
   how="supervised worker started"
 fi
-# Back after a reboot where cron runs.
+# Back after a reboot where cron runs (one entry per install root; install roots hold no spaces or '%').
 if command -v crontab >/dev/null 2>&1; then
-  (crontab -l 2>/dev/null | grep -v '# testhub-worker$' || true; echo "@reboot sh $base/supervise # testhub-worker") \
-    | crontab - 2>/dev/null && how="$how; @reboot entry in crontab"
+  marker="# testhub-worker $base"
+  (crontab -l 2>/dev/null | grep -v -F -x "@reboot sh $base/supervise $marker" || true
+   echo "@reboot sh $base/supervise $marker") | crontab - 2>/dev/null && how="$how; @reboot entry in crontab"
 fi
 echo "$how"

@@ -196,8 +196,10 @@ class TestToolViewSet(viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["get", "put"], parser_classes=[StrictMultiPartParser])
     def file(self, request, pk=None):
-        """The tool's files: an archive unpacked into the tool's install path on each node, or one file copied
-        there. PUT replaces it; nodes get it with their next install."""
+        """The tool's files: an archive unpacked into the tool's install path on each node that installs it.
+
+        PUT replaces it; nodes that have the tool already get the new one when their installs are applied
+        again with reinstall (`POST /api/nodes/{id}/apply-installs/`)."""
         tool = self.get_object()
         if request.method == "PUT":
             upload = PackageFileSerializer(data=request.data)

@@ -20,7 +20,8 @@ def product_upload(*, name: str, version: str, file: UploadedFile) -> tuple[Prod
 
 
 def tool_file_set(*, tool: TestTool, file: UploadedFile) -> TestTool:
-    """Store the tool's files (replacing earlier ones); nodes get them with their next install."""
+    """Store the tool's files (replacing earlier ones). Nodes that have the tool keep the files they got until
+    their installs are applied again with reinstall."""
     with transaction.atomic():
         tool = TestTool.objects.select_for_update().get(pk=tool.pk)
         old_file_name = tool.file.name if tool.file else ""

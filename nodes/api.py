@@ -122,6 +122,12 @@ class MaintenanceSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=400)
 
 
+class ApplyInstallsSerializer(serializers.Serializer):
+    reinstall = serializers.BooleanField(
+        default=False, help_text="Copy and unpack installed products and tools again too, not only failed ones."
+    )
+
+
 class AcceptHostKeySerializer(serializers.Serializer):
     fingerprint = serializers.CharField(
         max_length=100,
@@ -188,14 +194,17 @@ class NodeViewSet(viewsets.ModelViewSet):
         A worker already running finishes its running cases before the new one takes over."""
         return self._operation(NodeOperation.Kind.DEPLOY)
 
-    @extend_schema(request=None, responses={202: NodeOperationSerializer})
+    @extend_schema(request=ApplyInstallsSerializer, responses={202: NodeOperationSerializer})
     @action(detail=True, methods=["post"], url_path="apply-installs")
     def apply_installs(self, request, pk=None):
-        """Carry out the node's installs on the machine again (pending and failed ones, and removals)."""
+        """Carry out the node's installs on the machine again: pending and failed ones and removals, and with
+        `reinstall` every install (after uploading a product's or tool's file again)."""
+        incoming = ApplyInstallsSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
         node = self.get_object()
         if not node.managed:
             raise DomainError(f"{node} is not managed over SSH: its installs are only recorded here.")
-        services.installs_retry(node=node)
+        services.installs_retry(node=node, reinstall=incoming.validated_data["reinstall"])
         return self._operation(NodeOperation.Kind.INSTALL)
 
     @extend_schema(request=MaintenanceSerializer, responses=NodeSerializer)

@@ -73,10 +73,18 @@ def node_host_key_accept(*, node: Node, fingerprint: str) -> Node:
     return node
 
 
-def installs_retry(*, node: Node) -> None:
-    """Failed installs of a managed node become pending, for the next install operation."""
-    NodeProduct.objects.filter(node=node, state=InstallState.FAILED).update(state=InstallState.PENDING)
-    NodeTool.objects.filter(node_product__node=node, state=InstallState.FAILED).update(state=InstallState.PENDING)
+def installs_retry(*, node: Node, reinstall: bool = False) -> None:
+    """Failed installs of a managed node become pending, for the next install operation; with `reinstall`,
+    installed ones too (to ship a product or tool file uploaded again). The worker stops taking their cases
+    until they are back."""
+    states = [InstallState.FAILED, InstallState.INSTALLED] if reinstall else [InstallState.FAILED]
+    with transaction.atomic():
+        queues_before = node_capability_queues(node=node)
+        NodeProduct.objects.filter(node=node, state__in=states).update(state=InstallState.PENDING, state_message="")
+        NodeTool.objects.filter(node_product__node=node, state__in=states).update(
+            state=InstallState.PENDING, state_message=""
+        )
+        worker_queues_sync(node=node, consumed=queues_before)
 
 
 def default_product_path(product: Product) -> str:

@@ -263,3 +263,13 @@ def test_an_install_whose_control_worker_died_ends_failed_and_can_be_retried(db,
     services.operations_reconcile(now=timezone.now())
     assert NodeOperation.objects.get(node=node).state == NodeOperation.State.FAILED
     assert NodeProduct.objects.get(node=node).state == InstallState.FAILED
+
+
+def test_a_reinstall_copies_a_reuploaded_package_again(api, lab_manager, machines, calc_with_labtool):
+    node = node_for(machines[0], name="reinstalled")
+    put_installs(api, lab_manager, node, calc_with_labtool)
+    remote.operation_run(operation_id=NodeOperation.objects.get(node=node).pk)
+    calc_with_labtool.product.file.save("calc-1.0.tar.gz", package({"VERSION": "calc 1.0 fixed\n"}))
+    response = api.post(f"/api/nodes/{node.pk}/apply-installs/", {"reinstall": True}, format="json")
+    remote.operation_run(operation_id=response.json()["id"])
+    assert (machines[0].home / "testhub/products/calc-1.0/VERSION").read_text() == "calc 1.0 fixed\n"

@@ -4,7 +4,9 @@ The control worker checks them, installs the product and the tool there, deploys
 task on both, and uninstalls; workers are killed and redeployed while cases run.
 """
 
+import os
 import shutil
+import signal
 
 import pytest
 import redis
@@ -183,3 +185,17 @@ def test_a_node_in_maintenance_takes_no_new_cases(ssh_lab, api, lab_manager, mac
     wait_finished(task)
     assert set(Case.objects.filter(task=task).values_list("node_id", flat=True)) == {nodes[1].pk}
     assert NodeProduct.objects.get(node=nodes[0]).state == InstallState.INSTALLED
+
+
+def test_a_worker_that_stops_answering_takes_its_node_offline_until_it_answers_again(
+    ssh_lab, api, lab_manager, machines
+):
+    api.as_user(lab_manager)
+    node, _ = ready_machines(api, ssh_lab, machines)
+    worker_pid = int((machines[0].home / "testhub/worker/worker.pid").read_text())
+    os.kill(worker_pid, signal.SIGSTOP)  # hung, not dead: its supervisor sees nothing wrong
+    try:
+        wait_for(lambda: Node.objects.filter(pk=node.pk, status=Node.Status.OFFLINE).exists(), timeout=25)
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    ssh_lab.wait_online(node, timeout=15)

@@ -9,6 +9,8 @@ stopping=""
 trap '' HUP
 trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
 while [ -z "$stopping" ]; do
+  # Keep one old log beside the current one, so a long-lived machine's disk does not fill up.
+  if [ -f worker.log ] && [ "$(wc -c < worker.log)" -gt 10000000 ]; then mv worker.log worker.log.1; fi
   (set -a; . ./worker.env; set +a; cd current && exec venv/bin/python -m worker) >>worker.log 2>&1 &
   child=$!
   echo "$child" > worker.pid

@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import LockError
 
 from nodes import ssh
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool, SSHStatus
-from nodes.services import (
-    node_capability_queues,
-    node_release_after_check,
-    operation_longest_seconds,
-    worker_queues_sync,
-)
+from nodes.services import node_release_after_check, operation_longest_seconds, worker_queues_following
 from nodes.worker_release import WorkerReleaseError, release_name, worker_release
 from testhub import broker
 from worker import manifest
@@ -171,14 +165,13 @@ def node_check(*, node: Node) -> str:
     for key in ("cpus", "memory_kb", "disk_free_kb"):
         facts[key] = int(facts[key]) if facts.get(key, "").isdigit() else None
     Node.objects.filter(pk=node.pk).update(facts=facts, checked_at=timezone.now())
-    with transaction.atomic():
-        queues_before = node_capability_queues(node=node)
-        for path in missing:
-            for install in installed.get(path, []):
-                type(install).objects.filter(pk=install.pk, state=InstallState.INSTALLED).update(
-                    state=InstallState.FAILED, state_message=f"{path} is missing on the machine (found by a check)."
-                )
-        worker_queues_sync(node=node, consumed=queues_before)
+    if missing:
+        with worker_queues_following(node=node):
+            for path in missing:
+                for install in installed.get(path, []):
+                    type(install).objects.filter(pk=install.pk, state=InstallState.INSTALLED).update(
+                        state=InstallState.FAILED, state_message=f"{path} is missing on the machine (found by a check)."
+                    )
 
     problems = _check_problems(node, facts)
     if missing:
@@ -252,14 +245,12 @@ def node_installs_apply(*, node: Node) -> str:
         products.filter(state=InstallState.INSTALLING).update(state=InstallState.FAILED, state_message=error.message)
         tools.filter(state=InstallState.INSTALLING).update(state=InstallState.FAILED, state_message=error.message)
         raise
-    with transaction.atomic():
-        queues_before = node_capability_queues(node=node)
+    with worker_queues_following(node=node):
         for install, problem in outcomes.items():
             state = InstallState.INSTALLED if problem is None else InstallState.FAILED
             type(install).objects.filter(pk=install.pk, state=InstallState.INSTALLING).update(
                 state=state, state_message=(problem or "")[:1000]
             )
-        worker_queues_sync(node=node, consumed=queues_before)
     problems = [f"{install}: {problem}" for install, problem in outcomes.items() if problem]
     summary = f"{len(outcomes) - len(problems)} installed, {len(problems)} failed, {removed} removed."
     if problems:

@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -78,13 +79,11 @@ def installs_retry(*, node: Node, reinstall: bool = False) -> None:
     installed ones too (to ship a product or tool file uploaded again). The worker stops taking their cases
     until they are back."""
     states = [InstallState.FAILED, InstallState.INSTALLED] if reinstall else [InstallState.FAILED]
-    with transaction.atomic():
-        queues_before = node_capability_queues(node=node)
+    with worker_queues_following(node=node):
         NodeProduct.objects.filter(node=node, state__in=states).update(state=InstallState.PENDING, state_message="")
         NodeTool.objects.filter(node_product__node=node, state__in=states).update(
             state=InstallState.PENDING, state_message=""
         )
-        worker_queues_sync(node=node, consumed=queues_before)
 
 
 def default_product_path(product: Product) -> str:
@@ -134,9 +133,7 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
     if problems:
         raise ValidationError({"products": problems})
 
-    with transaction.atomic():
-        Node.objects.select_for_update().filter(pk=node.pk).first()  # one writer per node at a time
-        queues_before = node_capability_queues(node=node)
+    with worker_queues_following(node=node):
         dropped = node.installs.exclude(product__in=[i.product for i in installs])
         if node.managed:
             NodeTool.objects.filter(node_product__in=dropped).update(state=InstallState.REMOVING, state_message="")
@@ -148,22 +145,18 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
                 NodeProduct, managed=node.managed, path=install.install_path, node=node, product=install.product
             )
             node_product_tools_set(node_product=node_product, tools=install.tools)
-        _installs_changed(node=node, queues_before=queues_before)
+        _machine_follow(node=node)
 
 
 def node_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall]) -> None:
     """Make the tools installed for one of a node's products exactly `tools` (paths already resolved)."""
-    node = node_product.node
-    with transaction.atomic():
-        Node.objects.select_for_update().filter(pk=node.pk).first()
-        queues_before = node_capability_queues(node=node)
+    with worker_queues_following(node=node_product.node):
         node_product_tools_set(node_product=node_product, tools=tools)
-        _installs_changed(node=node, queues_before=queues_before)
+        _machine_follow(node=node_product.node)
 
 
-def _installs_changed(*, node: Node, queues_before: set[str]) -> None:
-    """Tell the worker which queues changed, and have a managed machine's files follow the records."""
-    worker_queues_sync(node=node, consumed=queues_before)
+def _machine_follow(*, node: Node) -> None:
+    """A managed machine's files follow its recorded installs (after commit, on the control worker)."""
     if node.managed:
         operation_request(node=node, kind=NodeOperation.Kind.INSTALL)
 
@@ -211,6 +204,23 @@ def node_capability_queues(*, node: Node) -> set[str]:
     return {capability_queue(product=install.node_product.product, tool=install.tool) for install in installed}
 
 
+@contextmanager
+def worker_queues_following(*, node: Node):
+    """A transaction, holding the node's row, after which its worker's queues follow what the block changed
+    about its installs or its status (with `node`'s fields as the block leaves them)."""
+    with transaction.atomic():
+        Node.objects.select_for_update().filter(pk=node.pk).first()  # one writer per node at a time
+        queues_before = node_capability_queues(node=node)
+        yield
+        worker_queues_sync(node=node, consumed=queues_before)
+
+
+def _status_set(*, node: Node, status: str, reason: str) -> None:
+    with worker_queues_following(node=node):
+        node.status, node.status_reason = status, reason[:500]
+        node.save(update_fields=["status", "status_reason", "updated_at"])
+
+
 def worker_queues_sync(*, node: Node, consumed) -> None:
     """After commit, tell the node's running worker which capability queues to add or cancel.
 
@@ -242,18 +252,16 @@ def node_maintenance_set(*, node: Node, enabled: bool, reason: str = "") -> Node
     """In maintenance a node takes no new cases; the cases it is running finish. Ending it waits for a heartbeat."""
     with transaction.atomic():
         node = Node.objects.select_for_update().get(pk=node.pk)
-        queues_before = node_capability_queues(node=node)
         if enabled and node.status == Node.Status.QUARANTINED:
             raise Conflict(f"{node} is quarantined: it takes no new cases already, and a passing check ends that.")
         if enabled:
-            node.status = Node.Status.MAINTENANCE
-            node.status_reason = reason or "Put in maintenance by a lab manager."
+            _status_set(
+                node=node, status=Node.Status.MAINTENANCE, reason=reason or "Put in maintenance by a lab manager."
+            )
         elif node.status == Node.Status.MAINTENANCE:
-            node.status, node.status_reason = Node.Status.OFFLINE, "Back from maintenance; waiting for its worker."
+            _status_set(node=node, status=Node.Status.OFFLINE, reason="Back from maintenance; waiting for its worker.")
         else:
             raise Conflict(f"{node} is {node.get_status_display().lower()}, not in maintenance.")
-        node.save(update_fields=["status", "status_reason", "updated_at"])
-        worker_queues_sync(node=node, consumed=queues_before)
     return node
 
 
@@ -281,15 +289,13 @@ def node_infra_errors_count(*, streaks: dict[int, InfraErrorStreak]) -> None:
         node = Node.objects.get(pk=node_id)
         if node.infra_error_streak < threshold or node.status in Node.HELD_STATUSES:
             continue
-        queues_before = node_capability_queues(node=node)
-        node.status = Node.Status.QUARANTINED
-        node.status_reason = (
-            f"Quarantined: {node.infra_error_streak} cases in a row could not run here (infrastructure errors). "
-            "Fix the machine, then run a check: a passing check brings it back."
-        )[:500]
-        node.save(update_fields=["status", "status_reason", "updated_at"])
+        _status_set(
+            node=node,
+            status=Node.Status.QUARANTINED,
+            reason=f"Quarantined: {node.infra_error_streak} cases in a row could not run here (infrastructure "
+            "errors). Fix the machine, then run a check: a passing check brings it back.",
+        )
         logger.warning("node %s quarantined after %s infrastructure errors", node.name, node.infra_error_streak)
-        worker_queues_sync(node=node, consumed=queues_before)
 
 
 def node_release_after_check(*, node: Node) -> None:
@@ -297,12 +303,8 @@ def node_release_after_check(*, node: Node) -> None:
     with transaction.atomic():
         node = Node.objects.select_for_update().get(pk=node.pk)
         Node.objects.filter(pk=node.pk).update(infra_error_streak=0)
-        if node.status != Node.Status.QUARANTINED:
-            return
-        queues_before = node_capability_queues(node=node)
-        node.status, node.status_reason = Node.Status.OFFLINE, "Check passed; waiting for its worker."
-        node.save(update_fields=["status", "status_reason", "updated_at"])
-        worker_queues_sync(node=node, consumed=queues_before)
+        if node.status == Node.Status.QUARANTINED:
+            _status_set(node=node, status=Node.Status.OFFLINE, reason="Check passed; waiting for its worker.")
 
 
 # --- operations over SSH, carried out by the control worker ---------------------------------------------

@@ -37,7 +37,10 @@ def capability_require_online(*, product: Product, tool: TestTool) -> None:
     queue = capability_queue(product=product, tool=tool)
     others = list(capable.values_list("name", "status")[:10])
     if others:
-        listed = ", ".join(f"{name} ({status})" for name, status in others)
+        # An "online" node here has gone silent since the last liveness sweep.
+        listed = ", ".join(
+            f"{name} ({'no heartbeat lately' if status == Node.Status.ONLINE else status})" for name, status in others
+        )
         hint = f"Nodes that have it installed but are not online: {listed}."
     else:
         hint = "No node has it installed: install the tool for this product on a node first."

@@ -186,7 +186,7 @@ class Lab:
     def wait_online(self, *nodes: Node, timeout: float = 30) -> None:
         names = [node.name for node in nodes]
         wait_for(
-            lambda: Node.objects.filter(name__in=names, status=Node.Status.ONLINE).count() == len(names),
+            lambda: Node.objects.online().filter(name__in=names).count() == len(names),
             timeout=timeout,
             message=f"nodes {names} online",
         )

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -18,11 +19,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report(tmp_path):
+def run_demo(data_dir: Path) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(TESTHUB_DATA_DIR=str(tmp_path), PORT=str(_free_port()), FLOWER_PORT=str(_free_port()))
+    env.update(TESTHUB_DATA_DIR=str(data_dir), PORT=str(_free_port()), FLOWER_PORT=str(_free_port()))
     result = subprocess.run(["bin/run", "--once"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report(tmp_path):
+    result = run_demo(tmp_path)
     assert "7 passed, 1 failed, 0 errors; success rate 87.50%" in result.stdout
     report = next(line for line in result.stdout.splitlines() if line.startswith("Report: ")).removeprefix("Report: ")
     assert Path(report).is_file() and Path(report).is_relative_to(tmp_path)
@@ -30,3 +36,10 @@ def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report
     assert "login: admin / " in result.stdout
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert leftovers == []  # every process of the demo, its Redis included, stopped with it
+
+
+def test_the_demo_runs_again_on_the_data_an_earlier_run_left(tmp_path):
+    run_demo(tmp_path)
+    with sqlite3.connect(tmp_path / "testhub.sqlite3") as database:  # as if it ran yesterday: nodes "online", silent
+        database.execute("UPDATE nodes_node SET last_heartbeat = '2026-01-01 00:00:00'")
+    assert "7 passed, 1 failed" in run_demo(tmp_path).stdout

@@ -108,7 +108,7 @@ class Command(BaseCommand):
 
         out("Waiting for the two demo machines to report in...")
         deadline = time.monotonic() + 60
-        while Node.objects.filter(name__in=NODES, status=Node.Status.ONLINE).count() < len(NODES):
+        while Node.objects.online().filter(name__in=NODES).count() < len(NODES):
             if time.monotonic() > deadline:
                 raise CommandError(f"The demo workers did not come online; see {self.root / 'logs'}.")
             time.sleep(0.5)

@@ -1,7 +1,17 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
 
+from catalog import services
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
+from testhub.errors import DomainError
+
+
+def _unlink(modeladmin, request, link: ProductTool) -> None:
+    """Through the service, which refuses while the tool is installed for the product or tasks still use it."""
+    try:
+        services.product_tool_unlink(product=link.product, tool=link.tool)
+    except DomainError as error:
+        modeladmin.message_user(request, error.message, messages.ERROR)
 
 
 class ProductToolInline(admin.TabularInline):
@@ -39,6 +49,15 @@ class ProductAdmin(admin.ModelAdmin):
     def tool_count(self, product):
         return product.tool_count
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ProductTool:
+            return super().save_formset(request, form, formset, change)
+        for link in formset.save(commit=False):
+            link.save()
+        for link in formset.deleted_objects:
+            _unlink(self, request, link)
+        return None
+
 
 @admin.register(TestTool)
 class TestToolAdmin(admin.ModelAdmin):
@@ -54,6 +73,13 @@ class ProductToolAdmin(admin.ModelAdmin):
     list_filter = ["product", "tool"]
     autocomplete_fields = ["product", "tool"]
     search_fields = ["product__name", "tool__name"]
+
+    def delete_model(self, request, obj):
+        _unlink(self, request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for link in queryset.select_related("product", "tool"):
+            _unlink(self, request, link)
 
 
 @admin.register(ProductTestResult)

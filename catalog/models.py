@@ -6,10 +6,22 @@ from django.db import models
 from catalog.validators import validate_case_timeout, validate_command_template
 from worker.protocol import slug
 
+SLUG_HELP = "Names its capability queues and install folders; set once, when it is created, unique."
+
+
+def unique_slug(model: type[models.Model], text: str) -> str:
+    """The slug of `text`, with -2, -3 ... when another row has it ("calc" and "Calc" share a plain slug)."""
+    base = slug(text) or "unnamed"
+    candidate, number = base, 2
+    while model.objects.filter(slug=candidate).exists():
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
 
 class Product(models.Model):
     name = models.CharField(max_length=100)
     version = models.CharField(max_length=50)
+    slug = models.SlugField(max_length=160, unique=True, editable=False, help_text=SLUG_HELP)
     file = models.FileField(upload_to="products/%Y/%m/", blank=True, max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -22,9 +34,10 @@ class Product(models.Model):
     def __str__(self):
         return f"{self.name} {self.version}"
 
-    @property
-    def slug(self) -> str:
-        return slug(f"{self.name}-{self.version}")
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = unique_slug(Product, f"{self.name}-{self.version}")
+        super().save(*args, **kwargs)
 
     @property
     def file_name(self) -> str:
@@ -35,6 +48,7 @@ class TestTool(models.Model):
     __test__ = False  # not a pytest test class, whatever its name says
     name = models.CharField(max_length=100)
     version = models.CharField(max_length=50)
+    slug = models.SlugField(max_length=160, unique=True, editable=False, help_text=SLUG_HELP)
     command_template = models.CharField(
         max_length=1000,
         validators=[validate_command_template],
@@ -51,6 +65,12 @@ class TestTool(models.Model):
         help_text="The tool's files: an archive (.tar.gz, .tgz, .tar, .tar.xz, .tar.bz2, .zip, .whl) unpacked into "
         "the tool's install path on each node when it is installed there.",
     )
+    allow_option_like_cases = models.BooleanField(
+        "allow case names starting with '-'",
+        default=False,
+        help_text="Off: a case name starting with '-' is refused, since the tool would read it as an option "
+        "(--junitxml=... writes a file). Turn on only for a tool whose command template puts '--' before {case}.",
+    )
     case_timeout = models.PositiveIntegerField(
         default=600,
         validators=[validate_case_timeout],
@@ -66,9 +86,10 @@ class TestTool(models.Model):
     def __str__(self):
         return f"{self.name} {self.version}"
 
-    @property
-    def slug(self) -> str:
-        return slug(f"{self.name}-{self.version}")
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = unique_slug(TestTool, f"{self.name}-{self.version}")
+        super().save(*args, **kwargs)
 
     @property
     def file_name(self) -> str:

@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from execution import services
-from execution.models import Case, Task, TaskTemplate
+from execution.models import Case, RejectedEvent, Task, TaskTemplate
 from testhub.errors import DomainError
 
 CASES_SHOWN_ON_TASK_PAGE = 200
@@ -149,3 +149,21 @@ class TaskTemplateAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{template}: {error.message}", level=messages.ERROR)
             else:
                 self.message_user(request, f"{template}: started task #{task.pk}.")
+
+
+@admin.register(RejectedEvent)
+class RejectedEventAdmin(admin.ModelAdmin):
+    """Worker events the recorder set aside, with why: what a lab manager looks at when a node misbehaves."""
+
+    list_display = ["received_at", "node", "reason"]
+    list_filter = ["node"]
+    search_fields = ["node", "reason", "payload"]
+    date_hierarchy = "received_at"
+    fields = ["received_at", "node", "reason", "payload"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -12,7 +12,8 @@ from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
 from execution import services
-from execution.models import CASE_NAME_MAX_LENGTH, Case, Task, TaskTemplate
+from execution.models import Case, Task, TaskTemplate
+from execution.validators import CASE_NAME_MAX_LENGTH, case_names_check, validate_one_line
 from testhub.permissions import SubmitPermission
 from testhub.renderers import PlainTextRenderer
 from testhub.roles import is_lab_manager
@@ -73,39 +74,27 @@ class TaskSerializer(serializers.ModelSerializer):
     )
 )
 class CaseNamesField(serializers.Field):
-    """A list of case names, checked in one pass: a task may carry 100,000 of them."""
+    """A list of strings, checked for its shape only, in one pass (a task may carry 100,000 of them); the
+    rules for the names themselves are execution.validators.case_names_check, which the services apply."""
 
     def to_internal_value(self, data):
-        limit = settings.TESTHUB_MAX_CASES_PER_TASK
         if not isinstance(data, list):
             raise serializers.ValidationError("Expected a list of case names.")
-        if not data:
-            raise serializers.ValidationError("Give at least one case.")
-        if len(data) > limit:
-            raise serializers.ValidationError(f"At most {limit} cases per task; this list has {len(data)}.")
-        names, seen, repeated = [], set(), []
+        if len(data) > settings.TESTHUB_MAX_CASES_PER_TASK:
+            raise serializers.ValidationError(
+                f"At most {settings.TESTHUB_MAX_CASES_PER_TASK} cases per task; this list has {len(data)}."
+            )
         for index, item in enumerate(data):
             if not isinstance(item, str):
                 raise serializers.ValidationError(f"Case {index} is not a string: {item!r:.80}.")
-            name = item.strip()
-            if not name or len(name) > CASE_NAME_MAX_LENGTH:
-                raise serializers.ValidationError(f"Case {index} must be 1 to {CASE_NAME_MAX_LENGTH} characters.")
-            if name in seen:
-                repeated.append(name)
-            seen.add(name)
-            names.append(name)
-        if repeated:
-            shown = ", ".join(repr(name) for name in repeated[:5])
-            more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
-            raise serializers.ValidationError(f"Each case may appear once; repeated: {shown}{more}.")
-        return names
+        return data
 
     def to_representation(self, value):
         return value
 
 
 class TaskSubmitSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[validate_one_line])
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
     tool = serializers.PrimaryKeyRelatedField(queryset=TestTool.objects.all())
     priority = serializers.IntegerField(min_value=0, max_value=9, default=5)
@@ -278,6 +267,8 @@ class TemplateSerializer(serializers.ModelSerializer):
         tool = attrs.get("tool", getattr(self.instance, "tool", None))
         if product and tool and not product.tool_links.filter(tool=tool).exists():
             raise serializers.ValidationError({"tool": f"{tool} is not linked to {product}; pick one of its tools."})
+        if "cases" in attrs and tool:
+            attrs["cases"] = case_names_check(attrs["cases"], allow_leading_dash=tool.allow_option_like_cases)
         return attrs
 
 

@@ -4,9 +4,8 @@ from django.db import connection, models
 from django.db.models import Count, Q
 
 from catalog.models import Product, TestTool
+from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
 from nodes.models import Node
-
-CASE_NAME_MAX_LENGTH = 500
 
 
 class TaskQuerySet(models.QuerySet):
@@ -29,7 +28,7 @@ class Task(models.Model):
         FINISHED = "finished", "Finished"
         CANCELLED = "cancelled", "Cancelled"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_one_line])
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="tasks")
     tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="tasks")
     priority = models.PositiveSmallIntegerField(
@@ -81,7 +80,7 @@ class CaseQuerySet(models.QuerySet):
 class TaskTemplate(models.Model):
     """A task saved to run again: now, or on a cron schedule. Each run is an ordinary task."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_one_line])
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="templates")
     tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="templates")
     cases = models.JSONField(help_text="The case names, in order.")
@@ -146,3 +145,19 @@ class Case(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class RejectedEvent(models.Model):
+    """A worker event the recorder set aside: malformed, or refused by the database. Kept, with the reason,
+    for a person to look at; the events around it were recorded."""
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    node = models.CharField(max_length=100, blank=True, help_text="The node the event claims to come from.")
+    reason = models.TextField()
+    payload = models.TextField(help_text="The event as received (its first 4,000 characters).")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self):
+        return f"event from {self.node or '?'} at {self.received_at:%Y-%m-%d %H:%M:%S}"

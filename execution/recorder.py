@@ -1,21 +1,24 @@
 """Records what the workers report, in batches, inside the control worker.
 
 Workers push an event per case end (and per start, for cases that run a while) and a heartbeat onto a
-Redis list. A thread in the control worker moves them in batches onto a processing list of its own,
-writes each batch to PostgreSQL in one transaction, and only then drops them: if it dies half-way,
-it records its processing list again when it restarts, and every write is conditional, so an event
-recorded twice changes nothing. Batching is what keeps recording every case cheap next to running it.
+Redis list. A thread in each control worker moves them in batches onto a processing list of its own,
+records each batch (execution.recording.events_take), and only then drops it: if the thread dies half-way,
+its processing list is recorded again when it restarts, or, if its control worker is gone for good, by
+another control worker, which adopts the list once the owner's liveness key has expired. Every write is
+conditional, so an event recorded twice changes nothing. When Redis or PostgreSQL is away, the batch waits
+where it is; the outage is logged once, then once a minute, and the thread carries on when it is over.
 """
 
-import json
 import logging
 import threading
 import time
 
 import redis
 from celery import bootsteps
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 
+from execution.recording import DatabaseUnavailable, database_reachable, events_take
 from worker.protocol import CONTROL_QUEUE, EVENTS_KEY
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ WAIT_SECONDS = 0.2
 # After the first event of a batch, let the batch fill this long: a transaction per few hundred events,
 # not per event, is what keeps recording cheap, and live state still shows well within a second.
 GATHER_SECONDS = 0.15
+RECORDERS_KEY = "testhub:recorders"  # the names of every recorder that ever ran: whose lists may be adopted
 
 # Moves up to ARGV[1] events from the tail of the shared list to the head of this recorder's own list.
 _TAKE = """
@@ -38,37 +42,91 @@ return taken
 """
 
 
+def processing_key(name: str) -> str:
+    return f"{EVENTS_KEY}:processing:{name}"
+
+
+def _alive_key(name: str) -> str:
+    return f"testhub:recorder-alive:{name}"
+
+
+class Outage:
+    """Says when something stops working (once), that it still does not (once a minute), and when it is back."""
+
+    def __init__(self, what: str, *, every_seconds: float = 60):
+        self.what = what
+        self.every_seconds = every_seconds
+        self.since: float | None = None
+        self.next_report = 0.0
+
+    def failing(self, error: BaseException) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since, self.next_report = now, now + self.every_seconds
+            logger.error("%s stopped: %s; its events are kept and it retries every second", self.what, error)
+        elif now >= self.next_report:
+            self.next_report = now + self.every_seconds
+            logger.error("%s still stopped after %.0f s: %s", self.what, now - self.since, error)
+
+    def working(self) -> bool:
+        """True when this ends an outage."""
+        if self.since is None:
+            return False
+        logger.warning("%s working again after %.0f s", self.what, time.monotonic() - self.since)
+        self.since = None
+        return True
+
+
 class EventRecorder(threading.Thread):
     def __init__(self, *, redis_url: str, name: str):
         super().__init__(name="testhub-event-recorder", daemon=True)
+        self.recorder_name = name
         self.client = redis.Redis.from_url(redis_url)
-        self.processing_key = f"{EVENTS_KEY}:processing:{name}"
+        self.processing_key = processing_key(name)
         self.take = self.client.register_script(_TAKE)
         self.stopping = threading.Event()
+        self.outage = Outage("event recording")
         self.next_sweep = 0.0
-
-    def _sweep_when_due(self) -> None:
-        """Mark silent nodes offline every few seconds: beside the heartbeats that bring them online."""
-        if time.monotonic() < self.next_sweep:
-            return
-        from django.conf import settings
-
-        from nodes.services import nodes_mark_offline
-
-        close_old_connections()
-        nodes_mark_offline()
-        self.next_sweep = time.monotonic() + settings.TESTHUB_LIVENESS_SWEEP_SECONDS
+        self.next_adoption = 0.0
 
     def run(self):
         while not self.stopping.is_set():
             try:
-                self._record(self.client.lrange(self.processing_key, 0, -1)[::-1])  # left over from a crash
+                self._register()
+                self._record(self._own_list())  # left over from a crash, or from an outage
+                self._note_hearing()
                 while not self.stopping.is_set():
-                    self._record(self._next_batch())
-                    self._sweep_when_due()
-            except Exception:
+                    full = self._record(self._next_batch())
+                    if self.outage.working():
+                        self._note_hearing()
+                    self._keep_alive()
+                    if not full:  # judge silence only once the backlog is read
+                        self._sweep_when_due()
+                    self._adopt_orphans_when_due()
+            except (redis.RedisError, DatabaseUnavailable) as error:
+                self.outage.failing(error)
+                self.stopping.wait(1)
+            except Exception as error:
                 logger.exception("event recorder failed; retrying in 1 s (its events are kept)")
-                time.sleep(1)
+                self.outage.failing(error)
+                self.stopping.wait(1)
+
+    def _register(self) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.sadd(RECORDERS_KEY, self.recorder_name)
+            pipe.set(_alive_key(self.recorder_name), 1, ex=settings.TESTHUB_RECORDER_ALIVE_SECONDS)
+            pipe.execute()
+
+    def _keep_alive(self) -> None:
+        self.client.set(_alive_key(self.recorder_name), 1, ex=settings.TESTHUB_RECORDER_ALIVE_SECONDS)
+
+    def _note_hearing(self) -> None:
+        from testhub import broker
+
+        broker.hearing_restored(client=self.client)
+
+    def _own_list(self) -> list[bytes]:
+        return self.client.lrange(self.processing_key, 0, -1)[::-1]  # oldest first
 
     def _next_batch(self) -> list[bytes]:
         """Up to BATCH_SIZE events; unless that many are waiting, those that arrive within GATHER_SECONDS."""
@@ -83,16 +141,53 @@ class EventRecorder(threading.Thread):
         self.stopping.wait(GATHER_SECONDS)
         return [*batch, *self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE - len(batch)])]
 
-    def _record(self, batch: list[bytes]) -> None:
+    def _record(self, batch: list[bytes]) -> bool:
+        """Record the batch, then drop this recorder's list; True when the batch was full (more may wait)."""
         if not batch:
-            return
-        from execution.services import events_record, report_enqueue
+            return False
+        from execution.services import report_enqueue
 
         close_old_connections()
-        outcome = events_record(events=[json.loads(event) for event in batch])
+        outcome = events_take(received=batch)
         self.client.delete(self.processing_key)
-        for task_id in outcome.tasks_to_report:
+        for task_id in sorted(outcome.tasks_to_report):
             report_enqueue(task_id)
+        return len(batch) >= BATCH_SIZE
+
+    def _sweep_when_due(self) -> None:
+        """Silent nodes go offline, and the cases they were running go back to the queue."""
+        if time.monotonic() < self.next_sweep:
+            return
+        from execution.services import cases_requeue_from_silent_nodes
+        from nodes.services import nodes_mark_offline
+
+        try:
+            nodes_mark_offline()
+            cases_requeue_from_silent_nodes()
+        except DatabaseError as error:
+            if not database_reachable():
+                raise DatabaseUnavailable(str(error)) from error
+            raise
+        self.next_sweep = time.monotonic() + settings.TESTHUB_LIVENESS_SWEEP_SECONDS
+
+    def _adopt_orphans_when_due(self) -> None:
+        """The processing lists of recorders whose control worker is gone for good become this one's."""
+        if time.monotonic() < self.next_adoption:
+            return
+        self.next_adoption = time.monotonic() + min(10, settings.TESTHUB_RECORDER_ALIVE_SECONDS / 2)
+        for raw_name in self.client.smembers(RECORDERS_KEY):
+            name = raw_name.decode()
+            if name == self.recorder_name or self.client.exists(_alive_key(name)):
+                continue
+            orphan = processing_key(name)
+            if self.client.exists(orphan):
+                # Only into an empty list of ours (it is, between batches): RENAMENX keeps the order, and only
+                # one recorder can win it.
+                if not self.client.renamenx(orphan, self.processing_key):
+                    continue
+                logger.warning("recorder %s is gone; recording the events it left", name)
+                self._record(self._own_list())
+            self.client.srem(RECORDERS_KEY, name)
 
     def stop(self):
         self.stopping.set()

@@ -6,25 +6,20 @@ from datetime import datetime, timedelta
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from catalog.models import Product, ProductTool, TestTool
 from execution.models import Case, Task, TaskTemplate
+from execution.recording import rejected_events_prune
+from execution.validators import case_names_check
 from nodes.capabilities import capability_queue
-from nodes.models import InstallState, Node, NodeTool
-from nodes.services import (
-    InfraErrorStreak,
-    node_infra_errors_count,
-    nodes_mark_offline,
-    operations_reconcile,
-    worker_queues_sync,
-)
+from nodes.models import Node
+from nodes.services import nodes_mark_offline, nodes_silent_since, operations_reconcile
 from testhub import broker
 from testhub.errors import Conflict, DomainError, NoCapableNode
-from worker.protocol import CONTROL_QUEUE, PROTOCOL_VERSION, CaseJob, message_priority
+from worker.protocol import CONTROL_QUEUE, CaseJob, message_priority
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +57,11 @@ def task_submit(
 ) -> Task:
     """Write a task and its cases in one transaction; the chord is published after commit, by the control worker.
 
-    Case names must already be unique and non-empty (the API checks them and says which repeat).
+    Raises InvalidCases (naming the bad names), DomainError or NoCapableNode with what to fix.
     """
     if not ProductTool.objects.filter(product=product, tool=tool).exists():
         raise DomainError(f"{tool} is not linked to {product}; pick one of the product's tools.")
-    if len(case_names) > settings.TESTHUB_MAX_CASES_PER_TASK:
-        raise DomainError(f"A task holds at most {settings.TESTHUB_MAX_CASES_PER_TASK} cases; split the list.")
+    case_names = case_names_check(case_names, allow_leading_dash=tool.allow_option_like_cases)
     capability_require_online(product=product, tool=tool)
     with transaction.atomic():
         task = Task.objects.create(
@@ -98,6 +92,7 @@ def _dispatch_soon(task_id: int) -> None:
 
 
 def _jobs(task: Task, cases) -> list[dict]:
+    queue = capability_queue(product=task.product, tool=task.tool)
     return [
         CaseJob(
             case_id=case_id,
@@ -110,6 +105,7 @@ def _jobs(task: Task, cases) -> list[dict]:
             command=task.tool.command_template,
             timeout=task.case_timeout,
             max_attempts=settings.TESTHUB_CASE_MAX_ATTEMPTS,
+            queue=queue,
         ).to_message()
         for case_id, case_name in cases
     ]
@@ -148,150 +144,57 @@ def report_enqueue(task_id: int) -> None:
     current_app.send_task("reporting.build_report", args=(task_id,), queue=CONTROL_QUEUE)
 
 
-# --- recording what the workers report -------------------------------------------------------------
+# --- machines that die mid-case ------------------------------------------------------------------------------
 
 
-@dataclass
-class RecordingOutcome:
-    tasks_to_report: set[int]
-
-
-def _node_ids(names: set[str]) -> dict[str, int]:
-    return dict(Node.objects.filter(name__in=names).values_list("name", "pk"))
-
-
-_RECORDED_FIELDS = ["status", "node_id", "attempts", "exit_code", "started_at", "finished_at", "log"]
-
-
-def _apply(case: Case, event: dict, node_id: int | None) -> bool:
-    """Apply one event to a case that is still open; False when it changes nothing."""
-    at = parse_datetime(event["at"])
-    if event["kind"] == "started":
-        case.status, case.node_id, case.started_at = Case.Status.RUNNING, node_id, at
-        case.attempts += 1
-    elif event["kind"] == "finished":
-        case.status, case.exit_code, case.finished_at = event["status"], event.get("exit_code"), at
-        case.node_id = node_id or case.node_id
-        case.log = event.get("log", "")
-        if event.get("started_at") and (not event.get("announced") or case.started_at is None):
-            case.started_at = parse_datetime(event["started_at"])
-        if not event.get("announced"):
-            case.attempts += 1  # it ended before it was worth announcing: this is the attempt's only event
-    elif event["kind"] == "infra_error" and case.status == Case.Status.RUNNING:
-        case.status, case.log = Case.Status.QUEUED, f"[TestHub: retrying elsewhere] {event['reason']}\n"
-    else:
-        return False
-    return True
-
-
-def _cases_save(cases) -> None:
-    """Write the recorded fields of many cases: one statement, executed as a batch by the driver.
-
-    (bulk_update's CASE WHEN per field and row costs more than the recording it serves.)
-    """
-    columns = [Case._meta.get_field(name).column for name in _RECORDED_FIELDS]
-    assignments = ", ".join(f"{column} = %s" for column in columns)
-    rows = [[getattr(case, name) for name in _RECORDED_FIELDS] + [case.pk] for case in cases]
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.executemany(f"UPDATE {Case._meta.db_table} SET {assignments} WHERE id = %s", rows)  # noqa: S608
-
-
-def events_record(*, events: list[dict]) -> RecordingOutcome:
-    """Apply a batch of worker events in one transaction: two statements for the cases however many.
-
-    Only open cases (queued or running) change, and they are locked while the batch applies: a case is
-    ended once, so a redelivered or late event, or one racing a cancel, changes nothing.
-    """
-    case_events = [event for event in events if event.get("type") == "case"]
-    heartbeats = {event["node"]: event for event in events if event.get("type") == "heartbeat"}
-    nodes = _node_ids({event["node"] for event in events})
+def cases_requeue_from_silent_nodes() -> list[int]:
+    """The running cases of nodes gone silent (or deleted) go back to the queue now, not after the visibility
+    timeout: the message each dead worker held is put back on its queue for another node. A worker that was
+    only cut off and still ends its case is harmless: the first end recorded wins."""
+    silent_since = nodes_silent_since()
+    if silent_since is None:
+        return []
     with transaction.atomic():
-        open_cases = Case.objects.select_for_update().filter(
-            pk__in={event["case_id"] for event in case_events}, status__in=Case.OPEN_STATUSES
+        lost = (
+            Case.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(status=Case.Status.RUNNING)
+            .filter(Q(node__isnull=True) | Q(node__last_heartbeat__lt=silent_since))
         )
-        cases = {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
-        changed, started_tasks, finished_tasks, failed_installs = {}, {}, set(), []
-        streaks: dict[int, InfraErrorStreak] = {}
-        for event in case_events:
-            case = cases.get(event["case_id"])
-            node_id = nodes.get(event["node"])
-            streak = streaks.setdefault(node_id, InfraErrorStreak())
-            if event["kind"] == "infra_error":
-                failed_installs.append((event, node_id))
-                streak.errors += 1
-            elif event["kind"] == "finished" and event.get("status") in (Case.Status.PASSED, Case.Status.FAILED):
-                streak.restarted, streak.errors = True, 0
-            if (
-                case is None
-                or case.status not in Case.OPEN_STATUSES
-                or not _apply(case, event, nodes.get(event["node"]))
-            ):
-                continue
-            changed[case.pk] = case
-            started_tasks.setdefault(case.task_id, case.started_at)
-            if case.status not in Case.OPEN_STATUSES:
-                finished_tasks.add(case.task_id)
-        _cases_save(changed.values())
-        for task_id, at in started_tasks.items():
-            Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
-                status=Task.Status.RUNNING, started_at=at or timezone.now()
-            )
-        for event, node_id in failed_installs:
-            _install_mark_failed(
-                task_id=event["task_id"], node_id=node_id, reason=event["reason"], queue=event["queue"]
-            )
-        streaks.pop(None, None)  # events from nodes TestHub does not know
-        node_infra_errors_count(streaks=streaks)
-        _heartbeats_record(heartbeats)
-        done = {
-            task_id
-            for task_id in finished_tasks
-            if not Case.objects.filter(task_id=task_id, status__in=Case.OPEN_STATUSES).exists()
-        }
-    return RecordingOutcome(tasks_to_report=done)
+        rows = list(lost.order_by("pk").values_list("pk", "node__name"))
+        if not rows:
+            return []
+        case_ids = [pk for pk, _ in rows]
+        Case.objects.filter(pk__in=case_ids, status=Case.Status.RUNNING).update(
+            status=Case.Status.QUEUED,
+            log="[TestHub: its node went silent mid-case; handed out again]\n",
+        )
+        transaction.on_commit(lambda: _case_messages_restore(set(case_ids)))
+    logger.warning("requeued %s running case(s) of silent nodes %s", len(rows), sorted({n or "?" for _, n in rows}))
+    return case_ids
 
 
-def _install_mark_failed(*, task_id: int, node_id: int | None, reason: str, queue: str) -> None:
-    """The node could not run what it claims to have: take it out of the capability until it is fixed."""
-    task = Task.objects.filter(pk=task_id).values("product_id", "tool_id").first()
-    if node_id is None or task is None:
+def node_removal_refusal(*, node: Node, **signal) -> str | None:
+    """Why a node cannot be removed now: the cases it is running (removing it would strand them)."""
+    running = Case.objects.filter(node=node, status=Case.Status.RUNNING)
+    count = running.count()
+    if not count:
+        return None
+    tasks = ", ".join(f"#{pk}" for pk in sorted(set(running.values_list("task_id", flat=True)))[:5])
+    return (
+        f"it is running {count} case(s) of task(s) {tasks}. Put it in maintenance and let them finish (or "
+        "cancel those tasks), then remove it."
+    )
+
+
+def _case_messages_restore(case_ids: set[int]) -> None:
+    try:
+        restored = broker.case_messages_restore(case_ids=case_ids)
+    except Exception:  # the reconciler tries again; cases stay queued in the database meanwhile
+        logger.warning("could not restore the messages of cases %s", sorted(case_ids), exc_info=True)
         return
-    marked = NodeTool.objects.filter(
-        node_product__node_id=node_id, node_product__product_id=task["product_id"], tool_id=task["tool_id"]
-    ).update(state=InstallState.FAILED, state_message=reason[:1000])
-    if marked:
-        node_name = Node.objects.values_list("name", flat=True).get(pk=node_id)
-        transaction.on_commit(lambda: broker.cancel_consumer(node=node_name, queue=queue))
-
-
-def _heartbeats_record(heartbeats: dict[str, dict]) -> None:
-    """A heartbeat brings a silent node back online, unless its worker is too old for the message format:
-    then the node is marked so, and its worker is told to stop consuming (cases would be misread)."""
-    for node in Node.objects.filter(name__in=heartbeats):
-        beat = heartbeats[node.name]
-        protocol = beat.get("protocol") if isinstance(beat.get("protocol"), int) else 0
-        nodes = Node.objects.filter(pk=node.pk)
-        nodes.update(
-            # The control plane's clock, not the machine's: a machine whose clock is off must not flap offline.
-            last_heartbeat=timezone.now(),
-            worker_version=str(beat.get("version", ""))[:40],
-            worker_protocol=protocol,
-        )
-        if protocol < PROTOCOL_VERSION:
-            nodes.exclude(status__in=Node.HELD_STATUSES).update(
-                status=Node.Status.OUTDATED,
-                status_reason=(
-                    f"Its worker {beat['version']} speaks message format {protocol}; this control plane needs "
-                    f"{PROTOCOL_VERSION}. Deploy the worker again to update it."
-                )[:500],
-            )
-        else:
-            nodes.filter(status__in=[Node.Status.UNKNOWN, Node.Status.OFFLINE, Node.Status.OUTDATED]).update(
-                status=Node.Status.ONLINE, status_reason=""
-            )
-        node.refresh_from_db(fields=["status"])
-        worker_queues_sync(node=node, consumed=beat["queues"])
+    if missing := case_ids - restored:
+        # Not held by any worker: already back on a queue, or lost with Redis (then the reconciler republishes).
+        logger.info("cases %s: no unacknowledged message to restore", sorted(missing))
 
 
 # --- cancel and rerun ---------------------------------------------------------------------------------
@@ -366,7 +269,9 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     now = now or timezone.now()
     grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
+    cases_requeue_from_silent_nodes()
     operations_reconcile(now=now)
+    rejected_events_prune()
     broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
         open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)

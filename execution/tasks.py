@@ -1,9 +1,14 @@
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from execution import services
 
+# PostgreSQL restarting or unreachable: try again shortly rather than lose the message (acks_late acks it).
+DATABASE_AWAY = (OperationalError, InterfaceError)
+RETRY = {"autoretry_for": DATABASE_AWAY, "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": None}
 
-@shared_task(name="execution.dispatch_task", acks_late=True, ignore_result=True)
+
+@shared_task(name="execution.dispatch_task", acks_late=True, ignore_result=True, **RETRY)
 def dispatch_task(task_id: int) -> None:
     services.task_dispatch(task_id=task_id)
 

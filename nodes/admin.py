@@ -2,11 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from catalog.models import ProductTool, TestTool
 from nodes import services, ssh
 from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
+from testhub.errors import DomainError
 
 
 class NodeForm(forms.ModelForm):
@@ -207,6 +210,30 @@ class NodeAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(product_count=Count("installs", distinct=True))
+
+    def delete_model(self, request, obj):
+        self._remove(request, obj)
+
+    def response_delete(self, request, obj_display, obj_id):
+        if Node.objects.filter(pk=obj_id).exists():  # refused, or being retired: the message says which
+            return HttpResponseRedirect(reverse("admin:nodes_node_change", args=[obj_id]))
+        return super().response_delete(request, obj_display, obj_id)
+
+    def delete_queryset(self, request, queryset):
+        for node in queryset:
+            self._remove(request, node)
+
+    def _remove(self, request, node: Node) -> None:
+        """Through the same service as the API: refused while it runs cases, retired over SSH when managed."""
+        try:
+            operation = services.node_delete(node=node, user=request.user)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        if operation is not None:
+            self.message_user(
+                request, f"{node}: its worker is being stopped and its files deleted; the node goes when that is done."
+            )
 
     @admin.display(description="products", ordering="product_count")
     def product_count(self, node):

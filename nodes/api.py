@@ -1,5 +1,5 @@
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -97,7 +97,6 @@ class NodeSerializer(serializers.ModelSerializer):
 
 
 class NodeOperationSerializer(serializers.ModelSerializer):
-    node_name = serializers.CharField(source="node.name", read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
 
     class Meta:
@@ -173,6 +172,26 @@ class NodeViewSet(viewsets.ModelViewSet):
     filterset_fields = ["status", "installs__product", "installs__tools__tool"]
     search_fields = ["name", "ip"]
     ordering_fields = ["name", "status", "last_heartbeat", "created_at"]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "force",
+                bool,
+                description="Delete the node now even though its machine could not be cleaned (it is gone).",
+            )
+        ],
+        responses={202: NodeOperationSerializer, 204: None},
+    )
+    def destroy(self, request, pk=None):
+        """Remove the node (refused with 409 while it runs cases). A managed node whose machine has TestHub's
+        worker or files is removed in order: 202 with the operation that stops its worker, deletes the files
+        and then the node. Otherwise 204."""
+        force = request.query_params.get("force", "").lower() in ("1", "true")
+        operation = services.node_delete(node=self.get_object(), user=request.user, force=force)
+        if operation is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(NodeOperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
     def _operation(self, kind: str) -> Response:
         node = self.get_object()

@@ -5,6 +5,5 @@ from worker import protocol
 
 
 def capability_queue(*, product: Product, tool: TestTool) -> str:
-    return protocol.capability_queue(
-        product=product.name, product_version=product.version, tool=tool.name, tool_version=tool.version
-    )
+    """Named after the stored slugs, unique per product and per tool (never after names that may collide)."""
+    return protocol.capability_queue(product_slug=product.slug, tool_slug=tool.slug)

@@ -55,9 +55,10 @@ class Node(models.Model):
         MAINTENANCE = "maintenance", "Maintenance"
         QUARANTINED = "quarantined", "Quarantined"
         OUTDATED = "outdated", "Worker too old"
+        RETIRING = "retiring", "Being removed"
 
     # A lab manager or the control plane took the node out of service: heartbeats do not bring it back.
-    HELD_STATUSES = (Status.MAINTENANCE, Status.QUARANTINED)
+    HELD_STATUSES = (Status.MAINTENANCE, Status.QUARANTINED, Status.RETIRING)
 
     name = models.SlugField(max_length=63, unique=True, help_text="Letters, digits, '-' and '_'; names the worker.")
     ip = models.GenericIPAddressField("IP address")
@@ -146,7 +147,8 @@ class NodeProduct(models.Model):
     """A product installed on a node, at an install path on that machine."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="installs")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="installs")
+    # Protected: a product installed somewhere is uninstalled there first, so its files do not stay behind.
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="installs")
     install_path = models.CharField(max_length=255)
     state = models.CharField(max_length=20, choices=InstallState.choices, default=InstallState.INSTALLED)
     state_message = models.CharField(max_length=1000, blank=True)
@@ -165,7 +167,7 @@ class NodeTool(models.Model):
     """A tool installed on a node for one of its installed products."""
 
     node_product = models.ForeignKey(NodeProduct, on_delete=models.CASCADE, related_name="tools")
-    tool = models.ForeignKey(TestTool, on_delete=models.CASCADE, related_name="installs")
+    tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="installs")
     install_path = models.CharField(max_length=255)
     state = models.CharField(max_length=20, choices=InstallState.choices, default=InstallState.INSTALLED)
     state_message = models.CharField(max_length=1000, blank=True)
@@ -187,6 +189,7 @@ class NodeOperation(models.Model):
         CHECK = "check", "Check"
         INSTALL = "install", "Apply installs"
         DEPLOY = "deploy", "Deploy worker"
+        RETIRE = "retire", "Remove the node"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -194,7 +197,9 @@ class NodeOperation(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="operations")
+    # Kept when the node is gone: a removal reports how it went after the node's row is deleted.
+    node = models.ForeignKey(Node, null=True, on_delete=models.SET_NULL, related_name="operations")
+    node_name = models.CharField(max_length=63, editable=False, default="")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     message = models.TextField(blank=True, help_text="What was done, or what went wrong and what to do about it.")
@@ -208,4 +213,4 @@ class NodeOperation(models.Model):
         indexes = [models.Index(fields=["node", "kind", "state"], name="operation_node_kind_state")]
 
     def __str__(self):
-        return f"{self.get_kind_display()} on {self.node} ({self.state})"
+        return f"{self.get_kind_display()} on {self.node_name} ({self.state})"

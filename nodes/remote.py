@@ -53,7 +53,10 @@ def operation_run(*, operation_id: int) -> Outcome:
         )
         if not claimed:
             return Outcome.DONE
-        node = Node.objects.get(pk=operation.node_id)  # read under the lock: an earlier operation may have pinned a key
+        node = Node.objects.filter(pk=operation.node_id).first()  # read under the lock: a key may just be pinned
+        if node is None:  # removed meanwhile
+            _operation_end(operation_id, state=NodeOperation.State.FAILED, message="The node was removed meanwhile.")
+            return Outcome.DONE
         return _carry_out(operation, node)
     finally:
         try:
@@ -67,6 +70,7 @@ def _carry_out(operation: NodeOperation, node: Node) -> Outcome:
         NodeOperation.Kind.CHECK: node_check,
         NodeOperation.Kind.INSTALL: node_installs_apply,
         NodeOperation.Kind.DEPLOY: node_worker_deploy,
+        NodeOperation.Kind.RETIRE: node_retire,
     }[operation.kind]
     try:
         message, state = carry_out(node=node), NodeOperation.State.SUCCEEDED
@@ -344,6 +348,25 @@ def _removals_apply(session: ssh.Session, node: Node) -> int:
     removing_tools.delete()
     removing_products.delete()
     return count
+
+
+# --- removing the node ----------------------------------------------------------------------------------------
+
+
+def node_retire(*, node: Node) -> str:
+    """Stop the node's worker for good, delete what TestHub put on the machine, then delete the node."""
+    paths = [
+        *NodeProduct.objects.filter(node=node).values_list("install_path", flat=True),
+        *NodeTool.objects.filter(node_product__node=node).values_list("install_path", flat=True),
+    ]
+    folders = sorted({_inside_root(node, path) for path in paths})
+    with _on_machine(node) as session:
+        said = _script(
+            session, "retire.sh", _worker_folder(node), f"testhub-worker-{node.name}", node.install_root, *folders
+        ).stdout.strip()
+    name = node.name
+    node.delete()
+    return f"{said.splitlines()[-1] if said else 'done'}. Node {name} removed."
 
 
 # --- the worker -------------------------------------------------------------------------------------------

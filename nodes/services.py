@@ -13,8 +13,10 @@ from catalog.models import Product, ProductTool, TestTool
 from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
+from nodes.signals import node_removal_checks
 from testhub import broker
 from testhub.errors import Conflict
+from worker.protocol import PROTOCOL_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +247,44 @@ def worker_queues_sync(*, node: Node, consumed) -> None:
     transaction.on_commit(tell_worker)
 
 
+# --- removing a node -----------------------------------------------------------------------------------------
+
+
+def node_delete(*, node: Node, user=None, force: bool = False) -> NodeOperation | None:
+    """Remove a node, refused (Conflict) while it is running cases.
+
+    A managed node whose machine holds TestHub's files or worker is retired over SSH first: the node takes no
+    more work, the control worker stops its worker for good and deletes what TestHub put there, then deletes
+    the node; that operation is returned. Otherwise, or with `force` (the machine is gone), the node is
+    deleted now, and its worker, if one still runs, is told to take nothing more.
+    """
+    refusals = [answer for _, answer in node_removal_checks.send(sender=Node, node=node) if answer]
+    if refusals:
+        raise Conflict(f"{node} cannot be removed yet: {' '.join(refusals)}")
+    if node.managed and not force and _has_footprint(node):
+        reason = "Being removed: stopping its worker and deleting its files."
+        _status_set(node=node, status=Node.Status.RETIRING, reason=reason)
+        return operation_request(node=node, kind=NodeOperation.Kind.RETIRE, user=user)
+    with transaction.atomic():
+        consumed = node_capability_queues(node=node)
+        name = node.name
+        node.delete()
+        transaction.on_commit(lambda: _worker_idle(node_name=name, queues=consumed))
+    return None
+
+
+def _has_footprint(node: Node) -> bool:
+    return bool(node.worker_version or node.facts.get("worker_release") or node.installs.exists())
+
+
+def _worker_idle(*, node_name: str, queues: set[str]) -> None:
+    try:
+        for queue in sorted(queues):
+            broker.cancel_consumer(node=node_name, queue=queue)
+    except Exception:  # its heartbeats repair it: a worker of an unknown node is told to consume nothing
+        logger.warning("could not reach the worker of removed node %s", node_name, exc_info=True)
+
+
 # --- taking a node out of service and back -------------------------------------------------------------
 
 
@@ -314,6 +354,8 @@ def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
     """Queue an operation on the node; one already waiting of the same kind is reused (it will see this change)."""
     from nodes.tasks import run_operation
 
+    if node.status == Node.Status.RETIRING and kind != NodeOperation.Kind.RETIRE:
+        raise Conflict(f"{node} is being removed: nothing more is done on its machine.")
     with transaction.atomic():
         # Locked, so the control worker cannot claim it while this transaction still changes what it will read.
         waiting = (
@@ -323,7 +365,7 @@ def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
         )
         if waiting:
             return waiting
-        operation = NodeOperation.objects.create(node=node, kind=kind, requested_by=user)
+        operation = NodeOperation.objects.create(node=node, node_name=node.name, kind=kind, requested_by=user)
         transaction.on_commit(lambda: _enqueue(run_operation, operation.pk))
     return operation
 
@@ -367,13 +409,78 @@ def operations_reconcile(*, now: datetime) -> None:
 # --- liveness ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HeartbeatSeen:
+    """What a node's worker said in its latest heartbeat."""
+
+    node: str
+    version: str
+    protocol: int
+    queues: list[str]
+
+
+def node_heartbeats_record(*, heartbeats: list[HeartbeatSeen]) -> None:
+    """A heartbeat brings a silent node back online, unless its worker is too old for the message format:
+    then the node is marked so, and its worker is told to stop consuming (cases would be misread). Each
+    worker's queues are brought in line with what its node should consume."""
+    latest = {beat.node: beat for beat in heartbeats}
+    known = set(Node.objects.filter(name__in=latest).values_list("name", flat=True))
+    for name in sorted(set(latest) - known):  # a removed node's worker still running: it takes no work
+        consumed = {queue for queue in latest[name].queues if queue.startswith("cap.")}
+        if consumed:
+            transaction.on_commit(lambda name=name, consumed=consumed: _worker_idle(node_name=name, queues=consumed))
+    for node in Node.objects.filter(name__in=known):
+        beat = latest[node.name]
+        nodes = Node.objects.filter(pk=node.pk)
+        nodes.update(
+            # The control plane's clock, not the machine's: a machine whose clock is off must not flap offline.
+            last_heartbeat=timezone.now(),
+            worker_version=beat.version[:40],
+            worker_protocol=beat.protocol,
+        )
+        if beat.protocol < PROTOCOL_VERSION:
+            nodes.exclude(status__in=Node.HELD_STATUSES).update(
+                status=Node.Status.OUTDATED,
+                status_reason=(
+                    f"Its worker {beat.version} speaks message format {beat.protocol}; this control plane needs "
+                    f"{PROTOCOL_VERSION}. Deploy the worker again to update it."
+                )[:500],
+            )
+        else:
+            nodes.filter(status__in=[Node.Status.UNKNOWN, Node.Status.OFFLINE, Node.Status.OUTDATED]).update(
+                status=Node.Status.ONLINE, status_reason=""
+            )
+        node.refresh_from_db(fields=["status"])
+        worker_queues_sync(node=node, consumed=beat.queues)
+
+
+def node_install_mark_failed(*, node_id: int, product_id: int, tool_id: int, reason: str) -> None:
+    """The node could not run what it claims to have: take it out of the capability until it is fixed."""
+    marked = NodeTool.objects.filter(
+        node_product__node_id=node_id, node_product__product_id=product_id, tool_id=tool_id
+    ).update(state=InstallState.FAILED, state_message=reason[:1000])
+    if marked:
+        node_name = Node.objects.values_list("name", flat=True).get(pk=node_id)
+        # The queue from the catalog, never from the event: a worker's word does not name queues.
+        queue = capability_queue(product=Product.objects.get(pk=product_id), tool=TestTool.objects.get(pk=tool_id))
+        transaction.on_commit(lambda: broker.cancel_consumer(node=node_name, queue=queue))
+
+
+def nodes_silent_since(*, now: datetime | None = None) -> datetime | None:
+    """Nodes whose last heartbeat is older than this are silent: None while the control plane itself has not
+    been able to hear them long enough to tell (it just started, or Redis or PostgreSQL was away)."""
+    offline_after = settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS
+    if not broker.heard_for_at_least(offline_after):
+        return None
+    return (now or timezone.now()) - timedelta(seconds=offline_after)
+
+
 def nodes_mark_offline(*, now: datetime | None = None) -> list[str]:
     """Online nodes whose worker has been silent longer than TESTHUB_NODE_OFFLINE_AFTER_SECONDS go offline."""
-    now = now or timezone.now()
-    stale = Node.objects.filter(
-        status=Node.Status.ONLINE,
-        last_heartbeat__lt=now - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS),
-    )
+    silent_since = nodes_silent_since(now=now)
+    if silent_since is None:
+        return []
+    stale = Node.objects.filter(status=Node.Status.ONLINE, last_heartbeat__lt=silent_since)
     names = list(stale.values_list("name", flat=True))
     if names:
         stale.filter(name__in=names).update(status=Node.Status.OFFLINE, status_reason="Its worker stopped answering.")

@@ -1,10 +1,19 @@
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from reporting import services, webhooks
 from reporting.models import Report
 
 
-@shared_task(name="reporting.build_report", acks_late=True)
+# PostgreSQL restarting or unreachable: try again shortly rather than lose the callback (acks_late acks it).
+@shared_task(
+    name="reporting.build_report",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=None,
+)
 def build_report(task_id: int) -> None:
     services.report_build(task_id=task_id)
 

@@ -4,6 +4,8 @@ Publishing chords, markers that show a dispatched chord is still in Redis, cance
 workers read, and remote control of the workers (add or cancel a queue).
 """
 
+import base64
+import json
 import logging
 import time
 
@@ -14,6 +16,10 @@ from worker.protocol import CANCELLED_KEY, CONTROL_QUEUE, RUN_CASE_TASK, worker_
 
 logger = logging.getLogger(__name__)
 _DISPATCH_KEY = "testhub:dispatch:{task_id}"
+# Since when the control plane has been able to hear the workers (recording events), as a Unix time. Gone
+# after a Redis restart, and set again when recording resumes after an outage: a node is only judged silent
+# when the control plane itself could have heard it.
+_HEARING_SINCE_KEY = "testhub:hearing-since"
 
 
 def _redis():
@@ -56,6 +62,46 @@ def restore_expired_unacked() -> None:
     """
     with app.connection_for_read() as connection:
         connection.default_channel.qos.restore_visible(num=10_000)
+
+
+def case_messages_restore(*, case_ids: set[int]) -> set[int]:
+    """Put back on their queues, now, the messages of these cases that a worker took and never acknowledged
+    (its machine died). Without this, Redis hands them out again only after the visibility timeout."""
+    restored: set[int] = set()
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        client = channel.client
+        for tag, raw in client.hscan_iter(channel.unacked_key):
+            if _case_id_of(raw) in case_ids:
+                channel.qos.restore_by_tag(tag, client)
+                restored.add(_case_id_of(raw))
+    return restored
+
+
+def _case_id_of(unacked_entry: bytes) -> int | None:
+    """The case id in a run_case message as kombu keeps it unacknowledged: [message, exchange, routing key]."""
+    try:
+        message = json.loads(unacked_entry)[0]
+        if message["headers"].get("task") != RUN_CASE_TASK:
+            return None
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return int(args[0]["case_id"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def hearing_restored(*, client=None, at: float | None = None) -> None:
+    """The recorder can hear the workers again (it started, or an outage ended), since `at` (default: now)."""
+    (client or _redis()).set(_HEARING_SINCE_KEY, time.time() if at is None else at)
+
+
+def heard_for_at_least(seconds: float) -> bool:
+    """Whether the control plane has been able to hear the workers for the last `seconds`."""
+    since = _redis().get(_HEARING_SINCE_KEY)
+    return since is not None and time.time() - float(since) >= seconds
 
 
 def flag_cancelled(task_id: int) -> None:

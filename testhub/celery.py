@@ -48,7 +48,5 @@ def configure(celery_app: Celery) -> None:
 
 configure(app)
 app.autodiscover_tasks()
-
-from execution.recorder import RecorderStep  # noqa: E402  (needs the app configured first)
-
-app.steps["worker"].add(RecorderStep)
+# By name: the worker loads it once Django is set up (importing it here would load the models too early).
+app.steps["worker"].add("execution.recorder:RecorderStep")

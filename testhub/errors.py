@@ -4,6 +4,7 @@
 class DomainError(Exception):
     status_code = 400
     code = "invalid"
+    field: str | None = None  # the request field at fault, when there is one
 
     def __init__(self, message: str):
         super().__init__(message)

@@ -16,18 +16,24 @@ logger = logging.getLogger(__name__)
 
 
 def _describe_protected(error: ProtectedError | RestrictedError) -> str:
+    """What still uses the object, by kind, naming the first few: "2 installed products (calc 1.0 on n1, ...)"."""
     objects = list(error.protected_objects if isinstance(error, ProtectedError) else error.restricted_objects)
-    by_kind: dict[str, int] = {}
+    by_kind: dict[str, list[str]] = {}
     for obj in objects:
-        kind = obj._meta.verbose_name_plural
-        by_kind[kind] = by_kind.get(kind, 0) + 1
-    used_by = ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items()))
+        by_kind.setdefault(str(obj._meta.verbose_name_plural), []).append(str(obj))
+    used_by = ", ".join(
+        f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+        for kind, names in sorted(by_kind.items())
+    )
     return f"It is still used by {used_by}; remove or finish those first."
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response({"detail": exc.message, "code": exc.code}, status=exc.status_code)
+        body = {"detail": exc.message, "code": exc.code}
+        if exc.field:
+            body[exc.field] = [exc.message]
+        return Response(body, status=exc.status_code)
     if isinstance(exc, ProtectedError | RestrictedError):
         return Response({"detail": _describe_protected(exc), "code": "in_use"}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, redis.ConnectionError | BrokerError):

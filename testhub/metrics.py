@@ -13,7 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
-from execution.models import Case, Task
+from execution.models import Case, RejectedEvent, Task
 from nodes.capabilities import capability_queue
 from nodes.models import Node, NodeTool
 from reporting.models import Report
@@ -58,6 +58,11 @@ class TestHubCollector:
         yield _by_status("testhub_cases", "Cases by status.", Case.objects.order_by(), Case.Status.values)
         yield _by_status("testhub_tasks", "Tasks by status.", Task.objects.order_by(), Task.Status.values)
         yield _by_status("testhub_nodes", "Nodes by status.", Node.objects.order_by(), Node.Status.values)
+        yield GaugeMetricFamily(
+            "testhub_rejected_events",
+            "Worker events set aside because they could not be recorded (see admin: rejected events).",
+            value=RejectedEvent.objects.count(),
+        )
         since = timezone.now() - WINDOW
         case_seconds = F("finished_at") - F("started_at")
         yield _durations(

@@ -27,7 +27,7 @@ def has_any_role(user) -> bool:
 _LAB_MANAGER_PERMISSIONS = {
     "catalog": ("add", "change", "delete", "view"),
     "nodes": ("add", "change", "delete", "view"),
-    "execution": ("add", "change", "view"),
+    "execution": ("add", "change", "delete", "view"),
     "reporting": ("view",),
 }
 _TESTER_PERMISSIONS = {

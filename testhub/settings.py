@@ -176,6 +176,8 @@ TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
 # whose worker stops answering is offline within OFFLINE_AFTER + SWEEP seconds (12 s by default).
 TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 10)
 TESTHUB_LIVENESS_SWEEP_SECONDS = env_int("TESTHUB_LIVENESS_SWEEP_SECONDS", 2)
+# A control worker silent this long is gone for good: another control worker records the events it left.
+TESTHUB_RECORDER_ALIVE_SECONDS = env_int("TESTHUB_RECORDER_ALIVE_SECONDS", 60)
 # A node whose cases end in infrastructure errors this many times in a row is quarantined until a check passes.
 TESTHUB_QUARANTINE_AFTER = env_int("TESTHUB_QUARANTINE_AFTER", 3)
 

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from tests.factories import LabManagerFactory, TesterFactory
 from tests.lab import Lab
 from tests.machines import fresh_machine, machines  # noqa: F401  (fixtures: simulated machines over SSH)
+from tests.servers import private_redis  # noqa: F401  (fixture: a Redis server of the test's own)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +61,16 @@ def api(db):
 
 
 @pytest.fixture
+def hearing(settings):
+    """The control plane has heard the workers long enough to judge a node silent (as a running recorder says)."""
+    import time
+
+    from testhub import broker
+
+    broker.hearing_restored(at=time.time() - 3600)
+
+
+@pytest.fixture
 def tester(db):
     return TesterFactory()
 
@@ -85,6 +96,8 @@ def lab(transactional_db, tmp_path, request):
     """
     from testhub.celery import app
 
+    if "private_redis" in request.fixturenames:
+        request.getfixturevalue("private_redis")  # first: the lab's processes use it
     marker = request.node.get_closest_marker("lab")
     visibility_timeout = marker.kwargs.get("visibility_timeout", 3600) if marker else 3600
     transport = app.conf.broker_transport_options

@@ -49,7 +49,8 @@ class Lab:
         self.visibility_timeout = visibility_timeout
         self.processes: list[subprocess.Popen] = []
         self.workers: dict[str, subprocess.Popen] = {}
-        self.redis = redis.Redis.from_url(settings.REDIS_URL)
+        self.redis_url = settings.REDIS_URL
+        self.redis = redis.Redis.from_url(self.redis_url)
         self._clean_redis()
         self.product = Product.objects.create(name="calc", version="1.0")
         self.tool = TestTool.objects.create(
@@ -67,7 +68,7 @@ class Lab:
         return {
             **os.environ,
             "DATABASE_URL": database_url(),
-            "REDIS_URL": settings.REDIS_URL,
+            "REDIS_URL": self.redis_url,
             "TESTHUB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "TESTHUB_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
             "PYTHONUNBUFFERED": "1",
@@ -82,8 +83,8 @@ class Lab:
         self.processes.append(process)
         return process
 
-    def start_control(self, **env) -> subprocess.Popen:
-        """The control worker: dispatch, recording, reports (two processes, like a small deployment)."""
+    def start_control(self, name: str = "control", **env) -> subprocess.Popen:
+        """A control worker: dispatch, recording, reports (two processes, like a small deployment)."""
         process = self._start(
             [
                 sys.executable,
@@ -95,7 +96,7 @@ class Lab:
                 "-Q",
                 "control",
                 "-n",
-                f"control@{self.root.name}",
+                f"{name}@{self.root.name}",
                 "--concurrency",
                 "2",
                 "--without-mingle",
@@ -103,7 +104,7 @@ class Lab:
                 "--loglevel",
                 "INFO",
             ],
-            "control",
+            name,
             **env,
         )
         return process
@@ -113,15 +114,25 @@ class Lab:
         argv = [sys.executable, "-m", "celery", "-A", "testhub", "beat", "--max-interval", "1", "--loglevel", "INFO"]
         return self._start(argv, "beat")
 
-    def add_node(self, name: str, *, broken: bool = False, slots: int = 1, status=Node.Status.UNKNOWN) -> Node:
-        """A node with calc 1.0 and labtool 1 installed, in the database and in its manifest.
+    def add_node(
+        self,
+        name: str,
+        *,
+        broken: bool = False,
+        slots: int = 1,
+        status=Node.Status.UNKNOWN,
+        product: Product | None = None,
+    ) -> Node:
+        """A node with the lab's product (calc 1.0, or `product`) and labtool 1 installed, in the database
+        and in its manifest.
 
         broken: the manifest says the tool is there, but its folder is missing on the machine.
         """
+        product = product or self.product
         home = self.root / name
-        product_path, tool_path = home / "products" / "calc-1.0", home / "tools" / "labtool-1"
+        product_path, tool_path = home / "products" / product.slug, home / "tools" / self.tool.slug
         product_path.mkdir(parents=True)
-        (product_path / "VERSION").write_text("calc 1.0\n")
+        (product_path / "VERSION").write_text(f"{product}\n")
         if not broken:
             tool_path.mkdir(parents=True)
             shutil.copy(LABTOOL, tool_path / "labtool")
@@ -133,7 +144,7 @@ class Lab:
             node=node,
             installs=[
                 node_services.ProductInstall(
-                    product=self.product,
+                    product=product,
                     install_path=str(product_path),
                     tools=[node_services.ToolInstall(tool=self.tool, install_path=str(tool_path))],
                 )
@@ -143,7 +154,10 @@ class Lab:
             home / "manifest.json",
             [
                 worker_manifest.entry(
-                    product="calc", version="1.0", path=product_path, tools=[("labtool", "1", tool_path)]
+                    product=product.name,
+                    version=product.version,
+                    path=product_path,
+                    tools=[(self.tool.name, self.tool.version, tool_path)],
                 )
             ],
         )
@@ -159,7 +173,7 @@ class Lab:
                 "--node",
                 node.name,
                 "--broker",
-                settings.REDIS_URL,
+                self.redis_url,
                 "--manifest",
                 str(home / "manifest.json"),
                 "--workdir",

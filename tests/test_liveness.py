@@ -1,5 +1,6 @@
 """A node's status follows its worker: heartbeats, silence, too-old workers, maintenance and quarantine."""
 
+import json
 from datetime import timedelta
 from unittest import mock
 
@@ -7,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from execution.models import Case
-from execution.services import events_record
+from execution.recording import events_take
 from nodes.models import Node
 from nodes.services import node_capability_queues, nodes_mark_offline
 from tests.factories import CaseFactory, TaskFactory, capable_lab
@@ -42,7 +43,7 @@ def broker_calls():
 
 def record(events, capture):
     with capture(execute=True):
-        return events_record(events=events)
+        return events_take(received=[json.dumps(event).encode() for event in events])
 
 
 def test_a_heartbeat_brings_an_offline_node_online(db, django_capture_on_commit_callbacks):
@@ -83,7 +84,7 @@ def test_a_node_in_maintenance_should_consume_no_capability(db):
     assert node_capability_queues(node=node) == set()
 
 
-def test_a_silent_node_is_marked_offline_and_a_fresh_one_stays_online(db, settings):
+def test_a_silent_node_is_marked_offline_and_a_fresh_one_stays_online(db, settings, hearing):
     settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS = 10
     _, _, (silent, fresh) = capable_lab(nodes=2)
     Node.objects.filter(pk=silent.pk).update(last_heartbeat=timezone.now() - timedelta(seconds=11))

@@ -77,3 +77,17 @@ def test_a_finished_task_cannot_be_cancelled(api, lab_manager):
     task = TaskFactory(status="finished")
     response = api.as_user(lab_manager).post(f"/api/tasks/{task.pk}/cancel/")
     assert response.status_code == 409
+
+
+def test_names_people_wrote_reach_the_workbook_as_text_never_as_formulas(settings):
+    task = TaskFactory(status="running", name="=cmd|' /C calc'!A0")
+    now = timezone.now()
+    # Rows written before names were checked, or by an outside system: the report must still build.
+    for name in ['=HYPERLINK("http://evil.example/","click")', "bad\x01char", "+1+1"]:
+        CaseFactory(task=task, name=name, status="passed", started_at=now, finished_at=now, attempts=1)
+    report = report_build(task_id=task.pk)
+    workbook = load_workbook(report.file.path)
+    cells = {cell.value: cell.data_type for row in workbook["Cases"].iter_rows(min_row=2) for cell in row[:1]}
+    assert cells == {'=HYPERLINK("http://evil.example/","click")': "s", "bad\ufffdchar": "s", "+1+1": "s"}
+    task_cell = next(row[1] for row in workbook["Summary"].iter_rows() if row[0].value == "Task")
+    assert task_cell.data_type == "s" and task_cell.value.endswith("=cmd|' /C calc'!A0")

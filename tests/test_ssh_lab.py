@@ -199,3 +199,25 @@ def test_a_worker_that_stops_answering_takes_its_node_offline_until_it_answers_a
     finally:
         os.kill(worker_pid, signal.SIGCONT)
     ssh_lab.wait_online(node, timeout=15)
+
+
+def test_removing_a_node_stops_its_worker_for_good_and_deletes_testhubs_files(ssh_lab, api, lab_manager, machines):
+    import subprocess
+
+    api.as_user(lab_manager)
+    machine = machines[0]
+    node = node_for(machine)
+    operate(api, node, "check")
+    install(api, ssh_lab, node, products=calc_with_labtool(ssh_lab))
+    operate(api, node, "deploy-worker")
+    ssh_lab.wait_online(node)
+
+    response = api.delete(f"/api/nodes/{node.pk}/")
+    assert response.status_code == 202, response.content
+    operation = finished(response.json()["id"])
+    assert "removed" in operation.message and operation.node_name == node.name
+    assert not Node.objects.filter(pk=node.pk).exists()
+    workers = subprocess.run(["pgrep", "-u", str(machine.uid), "-f", "python -m worker|supervise"], check=False)
+    assert workers.returncode == 1, "a worker or its supervisor still runs"
+    assert not (machine.home / "testhub/worker").exists()
+    assert not (machine.home / "testhub/products").exists() or not any((machine.home / "testhub/products").iterdir())

@@ -172,3 +172,20 @@ def test_report_list_runs_the_same_queries_for_any_page_size(api, tester, django
 def test_a_report_without_a_file_has_no_download(api, tester):
     report = ReportFactory()
     assert api.as_user(tester).get(f"/api/reports/{report.pk}/download/").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["bad\x01char", "nul\x00here", "two\nlines", "sep\u2028arator"])
+def test_a_case_name_with_a_control_character_is_refused_naming_the_case(api, tester, name):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, ["fine", name])
+    assert response.status_code == 400
+    assert "case 1" in str(response.json()["cases"]) and "control character" in response.json()["detail"]
+    assert not Task.objects.exists()
+
+
+def test_a_task_name_with_a_control_character_is_refused(api, tester):
+    product, tool, _ = capable_lab()
+    response = api.as_user(tester).post(
+        "/api/tasks/", {"name": "night\x07ly", "product": product.pk, "tool": tool.pk, "cases": ["a"]}
+    )
+    assert response.status_code == 400 and "name" in response.json()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from worker import manifest, runner
-from worker.protocol import capability_queue, message_priority
+from worker.protocol import capability_queue, message_priority, slug
 
 
 def test_a_case_name_with_shell_syntax_stays_one_argument():
@@ -95,7 +95,7 @@ def test_a_product_not_in_the_manifest_is_an_infrastructure_error(tmp_path):
 
 
 def test_queue_names_are_readable_and_free_of_control_characters():
-    queue = capability_queue(product="Calc Pro", product_version="2.1 beta", tool="PyTest", tool_version="8.4")
+    queue = capability_queue(product_slug=slug("Calc Pro-2.1 beta"), tool_slug=slug("PyTest-8.4"))
     assert queue == "cap.calc-pro-2.1-beta.pytest-8.4"
     assert all(32 < ord(char) < 127 for char in queue)
 
@@ -124,3 +124,41 @@ def test_a_case_that_cannot_even_be_started_ends_as_an_error_result_not_an_excep
     assert run_case(task, job) == {"case": 1, "status": "error"}
     finished = json.loads(events.lpop(EVENTS_KEY))
     assert finished["status"] == "error" and "KeyError" in finished["log"]
+
+
+def test_nul_bytes_a_tool_prints_reach_the_log_as_replacement_characters(tmp_path):
+    outcome = runner.run(["printf", "a\\000b"], workdir=tmp_path / "w", timeout=5)
+    assert outcome.log == "a\ufffdb"
+
+
+def test_a_failing_stop_check_still_kills_the_cases_process_tree(tmp_path):
+    pid_file = tmp_path / "child.pid"
+
+    def broker_gone():
+        raise ConnectionError("Redis is away")
+
+    with pytest.raises(ConnectionError):
+        runner.run(
+            ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"],
+            workdir=tmp_path / "w",
+            timeout=60,
+            should_stop=broker_gone,
+        )
+    time.sleep(0.2)
+    assert not _running(int(pid_file.read_text()))
+
+
+def test_cancellations_read_while_the_broker_is_away_keep_the_last_known_set():
+    import redis
+
+    from worker.app import CancelledTasks
+
+    class Unreachable:
+        def zrange(self, *args):
+            raise redis.ConnectionError("Error 111 connecting")
+
+    cancelled = CancelledTasks()
+    cancelled.ids = frozenset({7})
+    app = SimpleNamespace(backend=SimpleNamespace(client=Unreachable()))
+    assert cancelled.contains(app, 7) is True
+    assert cancelled.contains(app, 8) is False

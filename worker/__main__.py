@@ -9,6 +9,7 @@ too old), and adds and cancels them live when installs change. The manifest says
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from worker.app import create_app
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         visibility_timeout=args.visibility_timeout,
     )
     queues = [f"node.{args.node}"]
-    app.worker_main(
+    exit_code = _run(
+        app,
         [
             "worker",
             f"--hostname={worker_hostname(args.node)}",
@@ -59,8 +61,18 @@ def main(argv: list[str] | None = None) -> None:
             "--pool=prefork",
             "--without-mingle",
             "--without-gossip",
-        ]
+        ],
     )
+    sys.exit(exit_code)
+
+
+def _run(app, argv: list[str]) -> int:
+    """Run `celery worker` and return its exit code: 0 only after a requested shutdown, 1 after a fault, so a
+    supervisor that restarts on failure restarts it. (app.worker_main and app.start both drop the code.)"""
+    from celery.bin.celery import celery
+
+    celery.params[0].default = app  # what --app would name
+    return celery.main(args=argv, standalone_mode=False) or 0
 
 
 if __name__ == "__main__":

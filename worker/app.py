@@ -22,12 +22,14 @@ from worker.protocol import (
     CaseEvent,
     CaseJob,
     Heartbeat,
-    capability_queue,
     celery_settings,
+    clean_text,
 )
 
 logger = logging.getLogger("testhub.worker")
 HEARTBEAT_SECONDS = 5
+# The longest text (a log, a reason) one event carries; the runner keeps a log's tail within it already.
+EVENT_TEXT_LIMIT = 256 * 1024
 
 
 def _now() -> str:
@@ -56,9 +58,11 @@ def create_app(
     return app
 
 
-def publish_event(app: Celery, message: dict) -> None:
-    """Push a report for the control plane onto the broker's Redis; retried until Redis takes it.
+def publish_event(app: Celery, message: dict, *, retry: bool = True) -> None:
+    """Push a report for the control plane onto the broker's Redis.
 
+    With `retry`, it waits out a broker outage of any length (what a case finished meanwhile is reported
+    once Redis is back); without, one attempt (a heartbeat: the next one follows in seconds).
     One LPUSH, a tenth of what a full Celery message costs: a case sends one or two of these.
     """
     payload = json.dumps(message)
@@ -67,91 +71,130 @@ def publish_event(app: Celery, message: dict) -> None:
         try:
             app.backend.client.lpush(EVENTS_KEY, payload)
             return
-        except redis.ConnectionError:
-            logger.warning("broker unreachable; retrying the event in %.1f s", delay)
+        except redis.RedisError:
+            if not retry:
+                raise
+            if delay == 0.2:
+                logger.warning("broker unreachable; keeping the event until it is back")
             time.sleep(delay)
             delay = min(delay * 2, 5)
 
 
-_cancelled = {"ids": frozenset(), "read_at": float("-inf")}
+class CancelledTasks:
+    """The cancelled tasks, from a copy of the broker's set at most half a second old.
 
-
-def _is_cancelled(app: Celery, task_id: int) -> bool:
-    """Whether the task was cancelled, from a copy of the cancelled set at most half a second old.
-
-    One Redis read per process and half second instead of one per case and poll.
+    One Redis read per process and half second instead of one per case and poll. While the broker is
+    away the last copy stands: a case is never stopped, nor its process orphaned, because Redis is down.
     """
-    if time.monotonic() - _cancelled["read_at"] > CANCELLED_REFRESH_SECONDS:
-        _cancelled["ids"] = frozenset(int(member) for member in app.backend.client.zrange(CANCELLED_KEY, 0, -1))
-        _cancelled["read_at"] = time.monotonic()
-    return task_id in _cancelled["ids"]
+
+    def __init__(self):
+        self.ids: frozenset[int] = frozenset()
+        self.read_at = float("-inf")
+        self.unreachable = False
+
+    def contains(self, app: Celery, task_id: int) -> bool:
+        if time.monotonic() - self.read_at > CANCELLED_REFRESH_SECONDS:
+            self.read_at = time.monotonic()
+            try:
+                members = app.backend.client.zrange(CANCELLED_KEY, 0, -1)
+            except redis.RedisError:
+                if not self.unreachable:
+                    logger.warning("broker unreachable: cancellations are read again once it is back")
+                self.unreachable = True
+            else:
+                self.ids, self.unreachable = frozenset(int(member) for member in members), False
+        return task_id in self.ids
 
 
-def run_case(self, job: dict) -> dict:
-    """Run one case and report it. A failing or erroring case is a result, never an exception."""
-    app, case = self.app, CaseJob.from_message(job)
-    node = app.conf.testhub_node
+_cancelled = CancelledTasks()
 
-    def report(kind: str, **fields) -> None:
-        event = CaseEvent(kind=kind, case_id=case.case_id, task_id=case.task_id, node=node, at=_now(), **fields)
-        publish_event(app, event.to_message())
 
-    announced = False
+class CaseRun:
+    """One attempt at one case on this machine, reporting its start (if it runs a while) and its end."""
 
-    def announce() -> None:
-        nonlocal announced
-        report("started", started_at=started_at)
-        announced = True
+    def __init__(self, task, job: dict):
+        self.task = task
+        self.app: Celery = task.app
+        self.case = CaseJob.from_message(job)
+        self.node: str = self.app.conf.testhub_node
+        self.started_at: str | None = None
+        self.announced = False
 
-    def finish(status: str, *, exit_code=None, log="", started_at=None) -> dict:
-        report("finished", status=status, exit_code=exit_code, log=log, started_at=started_at, announced=announced)
-        return {"case": case.case_id, "status": status}
+    def report(self, kind: str, **fields) -> None:
+        event = CaseEvent(kind=kind, case_id=self.case.case_id, task_id=self.case.task_id, node=self.node, at=_now())
+        for name, value in fields.items():
+            setattr(event, name, clean_text(value, limit=EVENT_TEXT_LIMIT) if isinstance(value, str) else value)
+        publish_event(self.app, event.to_message())
 
-    if _is_cancelled(app, case.task_id):
-        return finish("cancelled")
-    started_at = _now()
-    workdir = app.conf.testhub_workdir / f"slot-{os.getpid()}"  # one pool process runs one case at a time
-    try:
+    def announce(self) -> None:
+        self.report("started", started_at=self.started_at)
+        self.announced = True
+
+    def finish(self, status: str, *, exit_code: int | None = None, log: str = "") -> dict:
+        self.report(
+            "finished",
+            status=status,
+            exit_code=exit_code,
+            log=log,
+            started_at=self.started_at,
+            announced=self.announced,
+        )
+        return {"case": self.case.case_id, "status": status}
+
+    def is_cancelled(self) -> bool:
+        return _cancelled.contains(self.app, self.case.task_id)
+
+    def command(self, workdir: Path) -> list[str]:
+        case = self.case
         paths = manifest.resolve(
-            app.conf.testhub_manifest,
+            self.app.conf.testhub_manifest,
             product=case.product,
             product_version=case.product_version,
             tool=case.tool,
             tool_version=case.tool_version,
         )
-        argv = runner.build_argv(
+        return runner.build_argv(
             case.command,
             case=case.case_name,
             product_path=paths.product_path,
             tool_path=paths.tool_path,
             workdir=str(workdir),
         )
+
+    def infrastructure_error(self, problem: Exception) -> dict:
+        """This machine cannot run the case: say so, stop taking its capability, and let another node retry it."""
+        case, request = self.case, self.task.request
+        reason = f"{self.node}: {problem}"
+        queue = case.queue or (request.delivery_info or {}).get("routing_key", "")
+        logger.warning("case %s of task %s: infrastructure error: %s", case.case_id, case.task_id, reason)
+        self.report("infra_error", reason=reason, queue=queue)
+        _stop_consuming(self.app, queue=queue, hostname=request.hostname)
+        if case.max_attempts - 1 - request.retries > 0:
+            raise self.task.retry(countdown=0, max_retries=case.max_attempts - 1) from None
+        return self.finish("error", log=f"[TestHub: infrastructure error, no attempts left] {reason}\n")
+
+
+def run_case(self, job: dict) -> dict:
+    """Run one case and report it. A failing or erroring case is a result, never an exception."""
+    attempt = CaseRun(self, job)
+    if attempt.is_cancelled():
+        return attempt.finish("cancelled")
+    attempt.started_at = _now()
+    workdir = attempt.app.conf.testhub_workdir / f"slot-{os.getpid()}"  # a pool process runs one case at a time
+    try:
         outcome = runner.run(
-            argv,
+            attempt.command(workdir),
             workdir=workdir,
-            timeout=case.timeout,
-            should_stop=lambda: _is_cancelled(app, case.task_id),
-            on_running=announce,
+            timeout=attempt.case.timeout,
+            should_stop=attempt.is_cancelled,
+            on_running=attempt.announce,
         )
     except (manifest.MissingInstall, runner.CommandNotFound) as problem:
-        reason = f"{node}: {problem}"
-        queue = capability_queue(
-            product=case.product, product_version=case.product_version, tool=case.tool, tool_version=case.tool_version
-        )
-        logger.warning("case %s of task %s: infrastructure error: %s", case.case_id, case.task_id, reason)
-        attempts_left = case.max_attempts - 1 - self.request.retries
-        report("infra_error", reason=reason, queue=queue)
-        _stop_consuming(app, queue=queue, hostname=self.request.hostname)
-        if attempts_left > 0:
-            raise self.retry(countdown=0, max_retries=case.max_attempts - 1) from None
-        log = f"[TestHub: infrastructure error, no attempts left] {reason}\n"
-        return finish("error", log=log, started_at=started_at)
+        return attempt.infrastructure_error(problem)
     except Exception:  # anything else (a broken command template, a full disk) is this case's error, not the chord's
-        logger.exception("case %s of task %s could not be run", case.case_id, case.task_id)
-        return finish(
-            "error", log=f"[TestHub: the case could not be run]\n{traceback.format_exc()}", started_at=started_at
-        )
-    return finish(outcome.status, exit_code=outcome.exit_code, log=outcome.log, started_at=started_at)
+        logger.exception("case %s of task %s could not be run", attempt.case.case_id, attempt.case.task_id)
+        return attempt.finish("error", log=f"[TestHub: the case could not be run]\n{traceback.format_exc()}")
+    return attempt.finish(outcome.status, exit_code=outcome.exit_code, log=outcome.log)
 
 
 def _stop_consuming(app: Celery, *, queue: str, hostname: str) -> None:
@@ -159,6 +202,8 @@ def _stop_consuming(app: Celery, *, queue: str, hostname: str) -> None:
 
     Waits for the worker to confirm, so the retried message cannot come straight back here.
     """
+    if not queue:
+        return
     try:
         app.control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=2)
     except Exception:
@@ -195,9 +240,9 @@ class HeartbeatStep(bootsteps.StartStopStep):
             queues=queues,
         )
         try:
-            publish_event(app, beat.to_message())
-        except Exception:  # a missed heartbeat must never stop the worker
-            logger.exception("heartbeat not sent")
+            publish_event(app, beat.to_message(), retry=False)
+        except Exception:  # a missed heartbeat must never stop the worker; the next one is due in seconds
+            logger.warning("heartbeat not sent: the broker is unreachable")
 
 
 @worker_ready.connect

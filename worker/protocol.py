@@ -23,20 +23,33 @@ CANCELLED_KEY = "testhub:cancelled"
 CANCELLED_REFRESH_SECONDS = 0.5
 
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9._]+")
+# Text PostgreSQL refuses (NUL) and text no encoder takes (lone surrogates, e.g. from JSON "\ud800").
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 def slug(text: str) -> str:
-    """Lowercase ASCII letters, digits, '.', '_' and '-' only: safe in queue names and paths."""
+    """Lowercase ASCII letters, digits, '.', '_' and '-' only: safe in queue names and paths.
+
+    Different texts can share a slug ("calc", "Calc", "çalc"): the control plane stores each product's and
+    tool's slug once, unique, and names queues and folders after the stored one.
+    """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return _NOT_NAME_CHARS.sub("-", ascii_text.lower()).strip("-.")
 
 
-def capability_queue(*, product: str, product_version: str, tool: str, tool_version: str) -> str:
-    """`cap.<product>-<version>.<tool>-<version>`: readable in Flower and stable while work is queued.
+def capability_queue(*, product_slug: str, tool_slug: str) -> str:
+    """`cap.<product slug>.<tool slug>`, e.g. cap.calc-1.0.pytest-8: readable in Flower, stable while work is
+    queued (slugs never change), and free of control characters, so the Redis transport's priority separator
+    never occurs in it."""
+    return f"cap.{product_slug}.{tool_slug}"
 
-    Slugs hold no control characters, so the Redis transport's priority separator never occurs in them.
-    """
-    return f"cap.{slug(f'{product}-{product_version}')}.{slug(f'{tool}-{tool_version}')}"
+
+def clean_text(text: str, *, limit: int | None = None) -> str:
+    """Text any database and file format can hold: NUL and lone surrogates become U+FFFD; at most `limit`
+    characters, keeping the end (where a log says how it ended)."""
+    text = _UNSTORABLE.sub(REPLACEMENT, text)
+    return text[-limit:] if limit is not None and len(text) > limit else text
 
 
 def worker_hostname(node: str) -> str:
@@ -62,6 +75,7 @@ class CaseJob:
     command: str
     timeout: int
     max_attempts: int = 3
+    queue: str = ""  # the capability queue it came from, which a worker stops reading when it cannot serve it
 
     def to_message(self) -> dict:
         return dict(self.__dict__)  # flat fields: a plain copy, much cheaper than dataclasses.asdict
@@ -132,6 +146,9 @@ def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires:
             "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         },
         "broker_connection_retry_on_startup": True,
+        # Ride out a broker outage of any length: reconnect forever, every second or two (worker.consumer).
+        "broker_connection_max_retries": None,
+        "worker_consumer": "worker.consumer:Consumer",
         "result_expires": result_expires,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -139,7 +156,9 @@ def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A running case goes on when the broker goes away; its end is reported once the broker is back.
+        # (Cancelling it would also store a result in the absent Redis, which takes the whole worker down.)
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_default_queue": CONTROL_QUEUE,
         "task_create_missing_queues": True,
         "task_default_priority": message_priority(5),

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.protocol import clean_text
+
 LOG_LIMIT_BYTES = 64 * 1024
 _POLL_SECONDS = 0.2
 # A case that ends sooner is reported once, when it ends: "running" for a moment is not worth a message.
@@ -46,7 +48,7 @@ def _tail(path: Path, limit: int) -> str:
         if size > limit:
             log_file.seek(size - limit)
         data = log_file.read()
-    text = data.decode("utf-8", errors="replace")
+    text = clean_text(data.decode("utf-8", errors="replace"))  # a tool may print anything, NUL bytes included
     if size > limit:
         return f"[... {size - limit} earlier bytes cut; the last {limit} bytes follow ...]\n" + text
     return text
@@ -91,6 +93,25 @@ def _kill_tree(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def _watch(
+    process: subprocess.Popen, *, timeout: float, should_stop: Callable[[], bool], on_running: Callable[[], None]
+) -> str | None:
+    """Wait for the process to end; kill its tree on timeout ("error") or on a stop request ("cancelled")."""
+    deadline = time.monotonic() + timeout
+    _wait(process, min(ANNOUNCE_AFTER_SECONDS, timeout))
+    if process.returncode is None:
+        on_running()
+    while process.returncode is None:
+        if time.monotonic() >= deadline:
+            _kill_tree(process)
+            return "error"
+        if should_stop():
+            _kill_tree(process)
+            return "cancelled"
+        _wait(process, _POLL_SECONDS)
+    return None
+
+
 def run(
     argv: list[str],
     *,
@@ -120,21 +141,11 @@ def run(
             )
         except (FileNotFoundError, PermissionError) as error:
             raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None
-        deadline = time.monotonic() + timeout
-        status = None
-        _wait(process, min(ANNOUNCE_AFTER_SECONDS, timeout))
-        if process.returncode is None:
-            on_running()
-        while process.returncode is None:
-            if time.monotonic() >= deadline:
-                status = "error"
-                _kill_tree(process)
-                break
-            if should_stop():
-                status = "cancelled"
-                _kill_tree(process)
-                break
-            _wait(process, _POLL_SECONDS)
+        try:
+            status = _watch(process, timeout=timeout, should_stop=should_stop, on_running=on_running)
+        except BaseException:
+            _kill_tree(process)  # whatever went wrong here, the tool's processes must not outlive the case
+            raise
     log = _tail(log_path, log_limit)
     if status == "error":
         return Outcome("error", None, log + f"\n[TestHub: timed out after {timeout:g} s; process tree killed]\n")

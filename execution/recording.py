@@ -1,0 +1,260 @@
+"""Recording what the workers report: cases starting and ending, infrastructure errors, heartbeats.
+
+`events_take` is what the recorder thread calls with each batch of raw events: every event is checked on
+its own (execution.events); the good ones are written in one transaction, and if that transaction fails,
+event by event, so one poison event is set aside (RejectedEvent) and never holds up the rest. A database
+that is down is not the events' fault: DatabaseUnavailable tells the recorder to keep the batch and try
+again once it is back.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
+
+from execution.events import BadEvent, CaseEvent, Event, HeartbeatEvent, event_parse, payload_text
+from execution.models import Case, RejectedEvent, Task
+from nodes.models import Node
+from nodes.services import HeartbeatSeen, InfraErrorStreak, node_heartbeats_record, node_infra_errors_count
+from nodes.services import node_install_mark_failed as install_mark_failed
+from worker.protocol import clean_text
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL's "try the transaction again" errors (serialization failure, deadlock): not the events' fault.
+_RETRY_SQLSTATES = {"40001", "40P01"}
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached (or asks for the transaction to be retried): keep the events, try later."""
+
+
+@dataclass
+class RecordingOutcome:
+    tasks_to_report: set[int] = field(default_factory=set)
+    recorded: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True)
+class _Received:
+    raw: bytes
+    event: Event
+
+
+def events_take(*, received: list[bytes]) -> RecordingOutcome:
+    """Record a batch of raw events; set aside, with the reason, those that cannot be recorded."""
+    good: list[_Received] = []
+    rejected: list[tuple[bytes, str]] = []
+    for raw in received:
+        try:
+            good.append(_Received(raw, event_parse(raw)))
+        except BadEvent as error:
+            rejected.append((raw, error.reason))
+    try:
+        outcome = events_record(events=[item.event for item in good])
+    except DatabaseError as error:
+        _raise_if_not_the_events_fault(error)
+        logger.warning("a batch of %s events failed (%s); recording them one by one", len(good), error)
+        outcome = _record_one_by_one(good, rejected)
+    if rejected:
+        rejected_events_store(rejected=rejected)
+        outcome.rejected = len(rejected)
+    return outcome
+
+
+def _record_one_by_one(good: list["_Received"], rejected: list[tuple[bytes, str]]) -> RecordingOutcome:
+    """Each event in a savepoint of one transaction: an event the database refuses is set aside alone."""
+    ended_tasks: set[int] = set()
+    recorded = 0
+    with transaction.atomic():
+        for item in good:
+            try:
+                with transaction.atomic():
+                    ended_tasks |= _events_apply([item.event])
+            except DatabaseError as error:
+                _raise_if_not_the_events_fault(error)
+                rejected.append((item.raw, f"the database refused it: {clean_text(str(error), limit=900)}"))
+                continue
+            recorded += 1
+    return RecordingOutcome(tasks_to_report=_tasks_done(ended_tasks), recorded=recorded)
+
+
+def _raise_if_not_the_events_fault(error: DatabaseError) -> None:
+    sqlstate = getattr(error.__cause__, "sqlstate", None)
+    if sqlstate in _RETRY_SQLSTATES or not database_reachable():
+        raise DatabaseUnavailable(str(error)) from error
+
+
+def database_reachable() -> bool:
+    if not connection.in_atomic_block:  # (inside a transaction a broken connection cannot be replaced anyway)
+        close_old_connections()  # drops a connection that broke, so the check below opens a new one
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return False
+    return True
+
+
+def rejected_events_store(*, rejected: list[tuple[bytes, str]]) -> None:
+    RejectedEvent.objects.bulk_create(
+        RejectedEvent(node=_claimed_node(raw), reason=clean_text(reason, limit=1000), payload=payload_text(raw))
+        for raw, reason in rejected
+    )
+    for raw, reason in rejected:
+        logger.warning("worker event set aside: %s: %.200r", reason, raw)
+
+
+def rejected_events_prune(*, keep: int = 10_000) -> int:
+    """Keep the newest `keep` rejected events: a node sending garbage must not fill the database."""
+    cutoff = RejectedEvent.objects.order_by("-pk").values_list("pk", flat=True)[keep : keep + 1].first()
+    return RejectedEvent.objects.filter(pk__lte=cutoff).delete()[0] if cutoff else 0
+
+
+def _claimed_node(raw: bytes) -> str:
+    try:
+        node = json.loads(raw).get("node")
+    except (ValueError, AttributeError):
+        return ""
+    return clean_text(node, limit=100) if isinstance(node, str) else ""
+
+
+# --- the one transaction per batch ----------------------------------------------------------------------------
+
+_RECORDED_FIELDS = ["status", "node_id", "attempts", "exit_code", "started_at", "finished_at", "log"]
+
+
+def events_record(*, events: list[Event]) -> RecordingOutcome:
+    """Apply checked events in one transaction: two statements for the cases, however many.
+
+    Only open cases (queued or running) change, and they are locked while the batch applies: a case is
+    ended once, so a redelivered or late event, or one racing a cancel, changes nothing.
+    """
+    with transaction.atomic():
+        ended_tasks = _events_apply(events)
+    return RecordingOutcome(tasks_to_report=_tasks_done(ended_tasks), recorded=len(events))
+
+
+def _events_apply(events: list[Event]) -> set[int]:
+    """Apply the events inside the caller's transaction; returns the tasks in which a case ended."""
+    case_events = [event for event in events if isinstance(event, CaseEvent)]
+    heartbeats = [event for event in events if isinstance(event, HeartbeatEvent)]
+    node_ids = dict(Node.objects.filter(name__in={event.node for event in events}).values_list("name", "pk"))
+    cases = _open_cases_locked({event.case_id for event in case_events})
+    changed = _cases_apply(case_events, cases, node_ids)
+    _cases_save(changed.values())
+    _tasks_mark_started(changed.values())
+    _installs_mark_failed(case_events, node_ids)
+    node_infra_errors_count(streaks=_infra_error_streaks(case_events, node_ids))
+    node_heartbeats_record(
+        heartbeats=[
+            HeartbeatSeen(node=beat.node, version=beat.version, protocol=beat.protocol, queues=beat.queues)
+            for beat in heartbeats
+        ]
+    )
+    return {case.task_id for case in changed.values() if case.status not in Case.OPEN_STATUSES}
+
+
+def _tasks_done(ended_tasks: set[int]) -> set[int]:
+    """Of the tasks in which cases ended, those with no open case left, read after the commit: two recorders
+    ending a task's last two cases at once each see the other's case open inside their own transactions;
+    afterwards, at least the later one sees both ended."""
+    return {
+        task_id
+        for task_id in sorted(ended_tasks)
+        if not Case.objects.filter(task_id=task_id, status__in=Case.OPEN_STATUSES).exists()
+    }
+
+
+def _open_cases_locked(case_ids: set[int]) -> dict[int, Case]:
+    # In id order, so two recorders locking overlapping batches cannot deadlock.
+    open_cases = Case.objects.select_for_update().filter(pk__in=case_ids, status__in=Case.OPEN_STATUSES)
+    return {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
+
+
+def _cases_apply(case_events: list[CaseEvent], cases: dict[int, Case], node_ids: dict[str, int]) -> dict[int, Case]:
+    changed = {}
+    for event in case_events:
+        case = cases.get(event.case_id)
+        if case is None or case.status not in Case.OPEN_STATUSES:
+            continue
+        if _apply(case, event, node_ids.get(event.node)):
+            changed[case.pk] = case
+    return changed
+
+
+def _apply(case: Case, event: CaseEvent, node_id: int | None) -> bool:
+    """Apply one event to a case that is still open; False when it changes nothing."""
+    if event.kind == "started":
+        case.status, case.node_id, case.started_at = Case.Status.RUNNING, node_id, event.at
+        case.attempts += 1
+    elif event.kind == "finished":
+        case.status, case.exit_code, case.finished_at = event.status, event.exit_code, event.at
+        case.node_id = node_id or case.node_id
+        case.log = event.log
+        if event.started_at and (not event.announced or case.started_at is None):
+            case.started_at = event.started_at
+        if not event.announced:
+            case.attempts += 1  # it ended before it was worth announcing: this is the attempt's only event
+    elif event.kind == "infra_error" and case.status == Case.Status.RUNNING:
+        case.status, case.log = Case.Status.QUEUED, f"[TestHub: retrying elsewhere] {event.reason}\n"
+    else:
+        return False
+    return True
+
+
+def _cases_save(cases) -> None:
+    """Write the recorded fields of many cases: one statement, executed as a batch by the driver.
+
+    (bulk_update's CASE WHEN per field and row costs more than the recording it serves.)
+    """
+    columns = [Case._meta.get_field(name).column for name in _RECORDED_FIELDS]
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    rows = [[getattr(case, name) for name in _RECORDED_FIELDS] + [case.pk] for case in cases]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {Case._meta.db_table} SET {assignments} WHERE id = %s", rows)  # noqa: S608
+
+
+def _tasks_mark_started(cases) -> None:
+    first_start: dict[int, object] = {}
+    for case in cases:
+        first_start.setdefault(case.task_id, case.started_at)
+    for task_id in sorted(first_start):
+        Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
+            status=Task.Status.RUNNING, started_at=first_start[task_id] or timezone.now()
+        )
+
+
+def _installs_mark_failed(case_events: list[CaseEvent], node_ids: dict[str, int]) -> None:
+    failures = [event for event in case_events if event.kind == "infra_error" and event.node in node_ids]
+    tasks = dict(
+        (pk, (product_id, tool_id))
+        for pk, product_id, tool_id in Task.objects.filter(pk__in={e.task_id for e in failures}).values_list(
+            "pk", "product_id", "tool_id"
+        )
+    )
+    for event in failures:
+        if event.task_id in tasks:
+            product_id, tool_id = tasks[event.task_id]
+            install_mark_failed(
+                node_id=node_ids[event.node], product_id=product_id, tool_id=tool_id, reason=event.reason
+            )
+
+
+def _infra_error_streaks(case_events: list[CaseEvent], node_ids: dict[str, int]) -> dict[int, InfraErrorStreak]:
+    """In event order: cases that ran normally restart a node's count, infrastructure errors add to it."""
+    streaks: dict[int, InfraErrorStreak] = {}
+    for event in case_events:
+        node_id = node_ids.get(event.node)
+        if node_id is None:  # events from nodes TestHub does not know
+            continue
+        streak = streaks.setdefault(node_id, InfraErrorStreak())
+        if event.kind == "infra_error":
+            streak.errors += 1
+        elif event.kind == "finished" and event.status in (Case.Status.PASSED, Case.Status.FAILED):
+            streak.restarted, streak.errors = True, 0
+    return streaks

@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count
 
 from catalog import services
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
 from testhub.errors import DomainError
+from testhub.roles import LabAdminMixin
 
 
 def _unlink(modeladmin, request, link: ProductTool) -> None:
@@ -14,7 +16,7 @@ def _unlink(modeladmin, request, link: ProductTool) -> None:
         modeladmin.message_user(request, error.message, messages.ERROR)
 
 
-class ProductToolInline(admin.TabularInline):
+class ProductToolInline(LabAdminMixin, admin.TabularInline):
     model = ProductTool
     extra = 1
     autocomplete_fields = ["tool"]
@@ -22,7 +24,7 @@ class ProductToolInline(admin.TabularInline):
     verbose_name_plural = "linked test tools (the tools that can test this product)"
 
 
-class ProductTestResultInline(admin.TabularInline):
+class ProductTestResultInline(LabAdminMixin, admin.TabularInline):
     model = ProductTestResult
     extra = 0
     max_num = 0
@@ -36,7 +38,7 @@ class ProductTestResultInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["name", "version", "tool_count", "file", "updated_at"]
     list_filter = ["name", "tools"]
     search_fields = ["name", "version"]
@@ -60,14 +62,14 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(TestTool)
-class TestToolAdmin(admin.ModelAdmin):
+class TestToolAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["name", "version", "command_template", "updated_at"]
     list_filter = ["name"]
     search_fields = ["name", "version"]
 
 
 @admin.register(ProductTool)
-class ProductToolAdmin(admin.ModelAdmin):
+class ProductToolAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["product", "tool", "created_at"]
     list_select_related = ["product", "tool"]
     list_filter = ["product", "tool"]
@@ -83,7 +85,8 @@ class ProductToolAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProductTestResult)
-class ProductTestResultAdmin(admin.ModelAdmin):
+class ProductTestResultAdmin(LabAdminMixin, admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["product", "pass_rate", "total", "passed", "failed", "errors", "source", "created_at"]
     list_select_related = ["product"]
     list_filter = ["product", "source"]

@@ -6,25 +6,13 @@ from django.utils.html import format_html, format_html_join
 from execution import services
 from execution.models import Case, RejectedEvent, Task, TaskTemplate
 from testhub.errors import DomainError
+from testhub.roles import LabAdminMixin, ReadOnlyAdminMixin
 
 CASES_SHOWN_ON_TASK_PAGE = 200
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Tasks and cases are written by the scheduler; admin shows them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Task)
-class TaskAdmin(ReadOnlyAdmin):
+class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "name", "product", "tool", "priority", "status", "progress_shown", "created_by", "created_at"]
     list_select_related = ["product", "tool", "created_by"]
     list_filter = ["status", "product", "tool", "priority"]
@@ -92,7 +80,7 @@ class TaskAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Case)
-class CaseAdmin(ReadOnlyAdmin):
+class CaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "task", "status", "node", "attempts", "exit_code", "started_at", "finished_at"]
     list_select_related = ["task", "node"]
     list_filter = ["status", "task__product", "task__tool", "node"]
@@ -104,7 +92,7 @@ class CaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TaskTemplate)
-class TaskTemplateAdmin(admin.ModelAdmin):
+class TaskTemplateAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["name", "product", "tool", "priority", "cron", "last_run_error", "updated_at"]
     list_select_related = ["product", "tool"]
     list_filter = ["product", "tool"]
@@ -140,7 +128,7 @@ class TaskTemplateAdmin(admin.ModelAdmin):
             "<table><tr><th>task</th><th>started</th><th>status</th><th>pass rate</th></tr>{}</table>", rows
         )
 
-    @admin.action(description="Run the selected templates now")
+    @admin.action(description="Run the selected templates now", permissions=["lab_manager"])
     def run_now(self, request, queryset):
         for template in queryset.select_related("product", "tool"):
             try:
@@ -152,7 +140,7 @@ class TaskTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(RejectedEvent)
-class RejectedEventAdmin(admin.ModelAdmin):
+class RejectedEventAdmin(LabAdminMixin, admin.ModelAdmin):
     """Worker events the recorder set aside, with why: what a lab manager looks at when a node misbehaves."""
 
     list_display = ["received_at", "node", "reason"]

@@ -28,7 +28,7 @@ _RETRY_SQLSTATES = {"40001", "40P01"}
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached (or asks for the transaction to be retried): keep the events, try later."""
+    """The database cannot be reached: keep the events, and record them once it is back."""
 
 
 @dataclass
@@ -54,9 +54,9 @@ def events_take(*, received: list[bytes]) -> RecordingOutcome:
         except BadEvent as error:
             rejected.append((raw, error.reason))
     try:
-        outcome = events_record(events=[item.event for item in good])
+        outcome = _record_retrying_conflicts([item.event for item in good])
     except DatabaseError as error:
-        _raise_if_not_the_events_fault(error)
+        _raise_if_unreachable(error)
         logger.warning("a batch of %s events failed (%s); recording them one by one", len(good), error)
         outcome = _record_one_by_one(good, rejected)
     if rejected:
@@ -75,16 +75,27 @@ def _record_one_by_one(good: list["_Received"], rejected: list[tuple[bytes, str]
                 with transaction.atomic():
                     ended_tasks |= _events_apply([item.event])
             except DatabaseError as error:
-                _raise_if_not_the_events_fault(error)
+                _raise_if_unreachable(error)
                 rejected.append((item.raw, f"the database refused it: {clean_text(str(error), limit=900)}"))
                 continue
             recorded += 1
     return RecordingOutcome(tasks_to_report=_tasks_done(ended_tasks), recorded=recorded)
 
 
-def _raise_if_not_the_events_fault(error: DatabaseError) -> None:
-    sqlstate = getattr(error.__cause__, "sqlstate", None)
-    if sqlstate in _RETRY_SQLSTATES or not database_reachable():
+def _record_retrying_conflicts(events: list[Event], *, attempts: int = 3) -> RecordingOutcome:
+    """The batch in one transaction, again when PostgreSQL asks for a retry (a deadlock with another
+    recorder); after `attempts`, the error goes up like any other, and the batch is split."""
+    for _ in range(attempts - 1):
+        try:
+            return events_record(events=events)
+        except DatabaseError as error:
+            if getattr(error.__cause__, "sqlstate", None) not in _RETRY_SQLSTATES:
+                raise
+    return events_record(events=events)
+
+
+def _raise_if_unreachable(error: DatabaseError) -> None:
+    if not database_reachable():
         raise DatabaseUnavailable(str(error)) from error
 
 

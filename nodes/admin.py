@@ -10,6 +10,7 @@ from nodes import services, ssh
 from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
 from testhub.errors import DomainError
+from testhub.roles import LabAdminMixin
 
 
 class NodeForm(forms.ModelForm):
@@ -66,6 +67,8 @@ class NodeProductInlineForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "install_path" not in self.fields:  # shown read-only, to someone who may not change it
+            return
         self.fields["install_path"].required = False
         self.fields["install_path"].help_text = "Inside the node's install root; empty for the default."
         if self.instance.pk:
@@ -95,7 +98,7 @@ class NodeProductInlineForm(forms.ModelForm):
         return cleaned
 
 
-class NodeProductInline(admin.TabularInline):
+class NodeProductInline(LabAdminMixin, admin.TabularInline):
     model = NodeProduct
     form = NodeProductInlineForm
     extra = 1
@@ -105,8 +108,22 @@ class NodeProductInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("product").prefetch_related("tools", "product__tools")
 
+    def get_fields(self, request, obj=None):
+        if self.has_change_permission(request, obj):
+            return super().get_fields(request, obj)
+        return ["product", "install_path", "state", "installed_tools"]  # a reader sees what is there, no form
 
-class NodeOperationInline(admin.TabularInline):
+    def get_readonly_fields(self, request, obj=None):
+        if self.has_change_permission(request, obj):
+            return ["state"]
+        return ["product", "install_path", "state", "installed_tools"]
+
+    @admin.display(description="tools")
+    def installed_tools(self, install: NodeProduct) -> str:
+        return ", ".join(str(tool_install.tool) for tool_install in install.tools.all()) or "-"
+
+
+class NodeOperationInline(LabAdminMixin, admin.TabularInline):
     model = NodeOperation
     extra = 0
     max_num = 0
@@ -127,20 +144,26 @@ def _formset_saved_by_services(formset) -> None:
 
 def _request(kind: str, done: str):
     def action(modeladmin, request, queryset):
+        queued = 0
         for node in queryset:
             if kind == NodeOperation.Kind.INSTALL:
                 if not node.managed:
                     modeladmin.message_user(request, f"{node} is not managed over SSH: skipped.", messages.WARNING)
                     continue
                 services.installs_retry(node=node)
-            services.operation_request(node=node, kind=kind, user=request.user)
-        modeladmin.message_user(request, f"{done} queued for {queryset.count()} node(s); see each node's operations.")
+            try:
+                services.operation_request(node=node, kind=kind, user=request.user)
+            except DomainError as error:
+                modeladmin.message_user(request, error.message, messages.ERROR)
+                continue
+            queued += 1
+        modeladmin.message_user(request, f"{done} queued for {queued} node(s); see each node's operations.")
 
     return action
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(LabAdminMixin, admin.ModelAdmin):
     form = NodeForm
     list_display = ["name", "ip", "ssh_port", "status", "ssh_status", "worker_version", "slots", "product_count",
                     "last_heartbeat"]  # fmt: skip
@@ -163,6 +186,15 @@ class NodeAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     inlines = [NodeProductInline, NodeOperationInline]
+    # The form's credential fields are for changing them; a reader sees none of them, not even as empty.
+    CREDENTIAL_FIELDS = ("password", "private_key", "forget_private_key")
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            return fields
+        return [field for field in fields if field not in self.CREDENTIAL_FIELDS]
+
     actions = [
         "check_machine",
         "deploy_worker",
@@ -172,33 +204,44 @@ class NodeAdmin(admin.ModelAdmin):
         "accept_offered_host_key",
     ]
 
-    check_machine = admin.action(description="Check the machine over SSH")(
+    check_machine = admin.action(description="Check the machine over SSH", permissions=["lab_manager"])(
         _request(NodeOperation.Kind.CHECK, "A check")
     )
-    deploy_worker = admin.action(description="Deploy (or update) the worker")(
+    deploy_worker = admin.action(description="Deploy (or update) the worker", permissions=["lab_manager"])(
         _request(NodeOperation.Kind.DEPLOY, "A worker deployment")
     )
-    apply_installs = admin.action(description="Apply installs again (pending, failed, removals)")(
-        _request(NodeOperation.Kind.INSTALL, "Installing")
-    )
+    apply_installs = admin.action(
+        description="Apply installs again (pending, failed, removals)", permissions=["lab_manager"]
+    )(_request(NodeOperation.Kind.INSTALL, "Installing"))
 
-    @admin.action(description="Put in maintenance (no new cases; running ones finish)")
+    @admin.action(description="Put in maintenance (no new cases; running ones finish)", permissions=["lab_manager"])
     def start_maintenance(self, request, queryset):
         for node in queryset:
-            services.node_maintenance_set(node=node, enabled=True, reason=f"Maintenance started by {request.user}.")
-        self.message_user(request, f"{queryset.count()} node(s) in maintenance.")
+            try:
+                services.node_maintenance_set(node=node, enabled=True, reason=f"Maintenance started by {request.user}.")
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{node} is in maintenance.")
 
-    @admin.action(description="End maintenance")
+    @admin.action(description="End maintenance", permissions=["lab_manager"])
     def end_maintenance(self, request, queryset):
         for node in queryset.filter(status=Node.Status.MAINTENANCE):
             services.node_maintenance_set(node=node, enabled=False)
         self.message_user(request, "Maintenance ended; each node is online again with its worker's next heartbeat.")
 
-    @admin.action(description="Accept the host key the machine now offers (compare its fingerprint first)")
+    @admin.action(
+        description="Accept the host key the machine now offers (compare its fingerprint first)",
+        permissions=["lab_manager"],
+    )
     def accept_offered_host_key(self, request, queryset):
         for node in queryset.exclude(offered_host_key=""):
-            services.node_host_key_accept(node=node, fingerprint=ssh.fingerprint(node.offered_host_key))
-            self.message_user(request, f"{node}: pinned {ssh.fingerprint(node.offered_host_key)}.")
+            try:
+                services.node_host_key_accept(node=node, fingerprint=ssh.fingerprint(node.offered_host_key))
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{node}: pinned {ssh.fingerprint(node.offered_host_key)}.")
 
     @admin.display(description="pinned host key")
     def host_key_fingerprint(self, node):
@@ -294,7 +337,7 @@ class NodeToolForm(forms.ModelForm):
         return cleaned
 
 
-class NodeToolInline(admin.TabularInline):
+class NodeToolInline(LabAdminMixin, admin.TabularInline):
     model = NodeTool
     form = NodeToolForm
     extra = 1
@@ -306,7 +349,7 @@ class NodeToolInline(admin.TabularInline):
 
 
 @admin.register(NodeProduct)
-class NodeProductAdmin(admin.ModelAdmin):
+class NodeProductAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["node", "product", "install_path", "state", "updated_at"]
     list_select_related = ["node", "product"]
     list_filter = ["state", "node", "product"]

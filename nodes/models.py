@@ -69,8 +69,8 @@ class Node(models.Model):
             RegexValidator(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", "A login name: letters, digits, '.', '_' and '-'.")
         ],
     )
-    password_encrypted = models.TextField(blank=True, editable=False)
-    private_key_encrypted = models.TextField(blank=True, editable=False)
+    password_encrypted = crypto.EncryptedTextField()
+    private_key_encrypted = crypto.EncryptedTextField()
     managed = models.BooleanField(
         "installs over SSH",
         default=True,

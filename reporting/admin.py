@@ -1,18 +1,13 @@
 from django.contrib import admin
 
 from reporting.models import Report
+from testhub.roles import ReadOnlyAdminMixin
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["task", "status", "cancelled", "total", "passed", "failed", "errors", "success_rate", "created_at"]
     list_select_related = ["task"]
     list_filter = ["status", "cancelled", "task__product", "task__tool"]
     search_fields = ["task__name"]
     readonly_fields = [field.name for field in Report._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

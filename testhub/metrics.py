@@ -90,8 +90,10 @@ class MetricsPermission(BasePermission):
 
     def has_permission(self, request, view):
         token = settings.TESTHUB_METRICS_TOKEN
-        header = request.headers.get("Authorization", "")
-        return bool(token and secrets.compare_digest(header, f"Bearer {token}")) or is_lab_manager(request.user)
+        # As bytes: a header may hold any character, and compare_digest takes only ASCII text.
+        header = request.headers.get("Authorization", "").encode("utf-8", errors="surrogateescape")
+        expected = f"Bearer {token}".encode()
+        return bool(token and secrets.compare_digest(header, expected)) or is_lab_manager(request.user)
 
 
 class MetricsView(APIView):

@@ -8,8 +8,32 @@ reason, so the uploader knows the file was not stored under that name.
 from django.conf import settings
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import DataAndFiles, MultiPartParser
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import DataAndFiles, JSONParser, MultiPartParser
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "body_too_large"
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON bodies up to a size, checked before a byte is parsed: small for anonymous requests (the logins),
+    TESTHUB_MAX_JSON_BYTES for signed-in ones (a task with 100,000 case names)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = parser_context["request"]
+        signed_in = request.user.is_authenticated
+        limit = settings.TESTHUB_MAX_JSON_BYTES if signed_in else settings.TESTHUB_MAX_ANONYMOUS_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ParseError("The Content-Length header is not a number.") from None
+        if length > limit:
+            who = "" if signed_in else " without signing in"
+            raise BodyTooLarge(f"The body is {length} bytes; at most {limit} are taken here{who}.")
+        return super().parse(stream, media_type, parser_context)
 
 
 class _RefusingRewrittenNames(DjangoMultiPartParser):

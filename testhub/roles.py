@@ -33,13 +33,13 @@ _LAB_MANAGER_PERMISSIONS = {
 _TESTER_PERMISSIONS = {
     "catalog": ("view",),
     "nodes": ("view",),
-    "execution": ("add", "view"),
+    "execution": ("view",),
     "reporting": ("view",),
 }
 
 
 def ensure_role_groups(sender=None, **kwargs) -> None:
-    """Create both groups with their admin permissions; safe to run after every migrate."""
+    """Create both groups with exactly their admin permissions; safe to run after every migrate."""
     from django.contrib.auth.models import Group, Permission
 
     for group_name, grants in ((LAB_MANAGERS, _LAB_MANAGER_PERMISSIONS), (TESTERS, _TESTER_PERMISSIONS)):
@@ -51,4 +51,40 @@ def ensure_role_groups(sender=None, **kwargs) -> None:
             )
             if permission.codename.split("_", 1)[0] in grants[permission.content_type.app_label]
         ]
-        group.permissions.add(*wanted)
+        group.permissions.set(wanted)
+
+
+class LabAdminMixin:
+    """Django admin by role: lab managers change the lab and run its actions; other staff only look.
+
+    Staff status lets a person into admin; the role decides what they may do there. Every admin action is
+    declared with permissions=["lab_manager"], which Django checks through has_lab_manager_permission.
+    """
+
+    def has_add_permission(self, request, *args):
+        return is_lab_manager(request.user) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return is_lab_manager(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_lab_manager(request.user) and super().has_delete_permission(request, obj)
+
+    def has_lab_manager_permission(self, request):
+        return is_lab_manager(request.user)
+
+
+class ReadOnlyAdminMixin:
+    """Rows written by TestHub itself (tasks, cases, reports, events): admin shows them, nobody edits them."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_lab_manager_permission(self, request):
+        return is_lab_manager(request.user)

@@ -6,6 +6,7 @@ production value comes from an environment variable listed in README.md.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -18,6 +19,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("TESTHUB_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 
 DEBUG = env_bool("DEBUG", False)
+
+# testhub.env.example marks every secret CHANGE-ME: a service started with one of them refuses to.
+_PLACEHOLDER = "change-me"
+for _name in ("SECRET_KEY", "TESTHUB_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL", "TESTHUB_WORKER_BROKER_URL",
+              "TESTHUB_METRICS_TOKEN", "TESTHUB_WEBHOOK_SECRET", "FLOWER_BASIC_AUTH"):  # fmt: skip
+    if _PLACEHOLDER in (env_str(_name) or "").lower():
+        raise ImproperlyConfigured(
+            f"{_name} still holds the example's placeholder ({_PLACEHOLDER.upper()}): set a real secret in testhub.env."
+        )
 
 
 def _generated_once(filename: str, make) -> str:
@@ -70,7 +80,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # its credentials serializer; tokens themselves are knox's (hashed, expiring)
+    "knox",
     "django_filters",
     "drf_spectacular",
     "corsheaders",
@@ -197,11 +208,39 @@ TESTHUB_WEBHOOK_SECRET = env_str("TESTHUB_WEBHOOK_SECRET", "")
 # Where people reach TestHub: links in reports and product test results.
 TESTHUB_PUBLIC_URL = env_str("TESTHUB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# API tokens are stored hashed and expire (0: never); logins are throttled per client address.
+TESTHUB_TOKEN_TTL_HOURS = env_int("TESTHUB_TOKEN_TTL_HOURS", 24 * 7)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=TESTHUB_TOKEN_TTL_HOURS) if TESTHUB_TOKEN_TTL_HOURS else None,
+    "AUTH_HEADER_PREFIX": "Token",
+}
+TESTHUB_LOGIN_RATE = env_str("TESTHUB_LOGIN_RATE", "10/minute")
+# Request bodies: anonymous requests (the logins) are small; a signed-in client may send a 100,000-case task.
+TESTHUB_MAX_ANONYMOUS_BODY_BYTES = 64 * 1024
+TESTHUB_MAX_JSON_BYTES = env_int("TESTHUB_MAX_JSON_BYTES", 64 * 1024**2)
+LOGIN_REDIRECT_URL = "/"
+
+# Shared by every web process: login throttling counts attempts across all of them.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "testhub:cache",
+        "TIMEOUT": 300,
+    }
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "testhub.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"login": TESTHUB_LOGIN_RATE},
     "DEFAULT_PERMISSION_CLASSES": ["testhub.permissions.LabPermission"],
     "DEFAULT_PAGINATION_CLASS": "testhub.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [

@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import DefaultRouter
 
 from catalog.api import ProductViewSet, TestToolViewSet
 from execution.api import CaseViewSet, TaskCaseList, TaskViewSet, TemplateViewSet
 from nodes.api import NodeOperationViewSet, NodeViewSet
 from reporting.api import ReportViewSet
+from testhub.auth import SessionLoginView, TokenLoginView, TokenLogoutView
 from testhub.metrics import MetricsView
 
 router = DefaultRouter()
@@ -25,7 +25,9 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
     path("admin/", admin.site.urls),
     path("metrics", MetricsView.as_view(), name="metrics"),
-    path("api/auth/token/", ObtainAuthToken.as_view(), name="auth-token"),
+    path("api/auth/token/", TokenLoginView.as_view(), name="auth-token"),
+    path("api/auth/token/logout/", TokenLogoutView.as_view(), name="auth-token-logout"),
+    path("api/auth/login/", SessionLoginView.as_view(), name="login"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

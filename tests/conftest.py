@@ -33,6 +33,15 @@ def _media_in_tmp(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _cache_of_the_tests_own(settings):
+    # Login throttles count in the cache: each test starts with none counted (the real cache is in Redis).
+    from django.core.cache import cache
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Factories make many users; the real hasher is slow on purpose.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -58,6 +67,19 @@ class Api(APIClient):
 @pytest.fixture
 def api(db):
     return Api()
+
+
+@pytest.fixture
+def keys(settings):
+    """Swap in known encryption keys (the first encrypts) and forget them again after the test."""
+    from testhub import crypto
+
+    def use(*new_keys):
+        settings.ENCRYPTION_KEYS = list(new_keys)
+        crypto.reset_keys()
+
+    yield use
+    crypto.reset_keys()
 
 
 @pytest.fixture

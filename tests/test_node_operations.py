@@ -273,3 +273,21 @@ def test_a_reinstall_copies_a_reuploaded_package_again(api, lab_manager, machine
     response = api.post(f"/api/nodes/{node.pk}/apply-installs/", {"reinstall": True}, format="json")
     remote.operation_run(operation_id=response.json()["id"])
     assert (machines[0].home / "testhub/products/calc-1.0/VERSION").read_text() == "calc 1.0 fixed\n"
+
+
+def test_rotating_the_encryption_keys_keeps_machines_reachable_by_key_and_password(api, lab_manager, machines, keys):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    keys(old_key)
+    by_key = node_for(machines[0], credentials={"password": "", "private_key": machines[0].private_key})
+    by_password = node_for(machines[1])
+    assert carry_out(api, lab_manager, by_key, "check").state == NodeOperation.State.SUCCEEDED
+
+    keys(new_key, old_key)
+    call_command("rotate_encryption_keys", stdout=io.StringIO())
+    keys(new_key)  # the old key is gone for good
+    for node in (by_key, by_password):
+        operation = carry_out(api, lab_manager, node, "check")
+        assert operation.state == NodeOperation.State.SUCCEEDED, operation.message

@@ -5,7 +5,7 @@ import schemathesis
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.factories import CaseFactory, LabManagerFactory, ReportFactory, TaskFactory, capable_lab
@@ -29,7 +29,8 @@ def lab_token(db):
     task = TaskFactory(product=product, tool=tool)
     CaseFactory.create_batch(3, task=task, node=nodes[0])
     ReportFactory(task=task)
-    return Token.objects.create(user=LabManagerFactory()).key
+    _, token = AuthToken.objects.create(user=LabManagerFactory())
+    return token
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

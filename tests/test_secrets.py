@@ -1,8 +1,9 @@
+import io
 import logging
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from nodes.models import Node
@@ -16,18 +17,6 @@ def _raw_password_column(node_id: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT password_encrypted FROM nodes_node WHERE id = %s", [node_id])
         return cursor.fetchone()[0]
-
-
-@pytest.fixture
-def keys(settings):
-    """Swap in known keys and forget them again after the test."""
-
-    def use(*new_keys):
-        settings.ENCRYPTION_KEYS = list(new_keys)
-        crypto.reset_keys()
-
-    yield use
-    crypto.reset_keys()
 
 
 def test_a_password_created_through_the_api_is_stored_encrypted_and_never_returned(api, lab_manager):
@@ -59,19 +48,40 @@ def test_no_password_reaches_the_log_when_a_node_is_created(api, lab_manager, ca
     assert "LogMeNot-42" not in caplog.text
 
 
-def test_rotation_reencrypts_passwords_under_the_newest_key(keys):
+def test_rotation_reencrypts_every_secret_under_the_newest_key(keys):
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     keys(old_key)
     node = NodeFactory()
     node.set_password("rotate-me")
+    node.set_private_key("-----BEGIN OPENSSH PRIVATE KEY-----\nnot checked here\n")
     node.save()
 
     keys(new_key, old_key)
-    call_command("rotate_node_passwords", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("rotate_encryption_keys", stdout=io.StringIO())
 
     keys(new_key)  # the old key is gone: only a rotated token still decrypts
     node.refresh_from_db()
-    assert node.get_password() == "rotate-me"
+    assert node.get_password() == "rotate-me" and node.get_private_key().endswith("not checked here\n")
+
+
+def test_every_field_holding_a_secret_is_rotated():
+    names = {f"{model._meta.label}.{field}" for model, field in crypto.encrypted_fields()}
+    assert {"nodes.Node.password_encrypted", "nodes.Node.private_key_encrypted"} <= names
+
+
+def test_rotation_changes_nothing_when_a_secret_cannot_be_read(keys):
+    keys(Fernet.generate_key().decode())
+    readable, unreadable = NodeFactory(), NodeFactory()
+    readable.set_password("fine")
+    readable.save()
+    keys(Fernet.generate_key().decode())
+    unreadable.set_password("lost key")
+    unreadable.save()
+    before = _raw_password_column(readable.pk)
+    keys(Fernet.generate_key().decode(), settings_key := Fernet.generate_key().decode())
+    with pytest.raises(CommandError, match="cannot be read"):
+        call_command("rotate_encryption_keys", stdout=io.StringIO())
+    assert _raw_password_column(readable.pk) == before and settings_key
 
 
 def test_a_password_cannot_be_read_with_the_wrong_key(keys):

@@ -102,9 +102,10 @@ class Command(BaseCommand):
                          "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work")], node,
                         machine_env)  # fmt: skip
         self._start([python, "-m", "gunicorn", "testhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"], "web")
-        admin_password = logins["admin"]
-        self._start([python, "-m", "celery", "-A", "testhub", "flower", f"--port={flower_port}", "--address=127.0.0.1",
-                     f"--basic-auth=admin:{admin_password}"], "flower")  # fmt: skip
+        # The password through the environment: on the command line, `ps` would show it to everyone.
+        flower_env = {**os.environ, "FLOWER_BASIC_AUTH": f"admin:{logins['admin']}"}
+        self._start([python, "-m", "celery", "-A", "testhub", "flower", f"--port={flower_port}", "--address=127.0.0.1"],
+                    "flower", flower_env)  # fmt: skip
 
         out("Waiting for the two demo machines to report in...")
         deadline = time.monotonic() + 60

@@ -1,17 +1,15 @@
 #!/bin/sh
-# Start sshd, install the demo product and pytest for this node, write its manifest, then run the worker.
+# A demo test machine: an SSH server and a login for TestHub, nothing else. The control plane does the rest
+# over SSH (seed_demo --machine ... queues it): it checks the machine, installs the demo product and pytest,
+# and deploys the worker, which signs in to Redis as the machine's own broker user.
 set -eu
-: "${TESTHUB_NODE:?set TESTHUB_NODE to the node's name}"
-root="/opt/testhub/$TESTHUB_NODE"
-mkdir -p "$root/products" "$root/tools/pytest-8"
-rm -rf "$root/products/demo-calculator-1.0"
-cp -r /opt/testhub-demo/calculator "$root/products/demo-calculator-1.0"
-printf '#!/bin/sh\nexec python -m pytest "$@"\n' > "$root/tools/pytest-8/pytest"
-chmod +x "$root/tools/pytest-8/pytest"
-cat > "$root/manifest.json" <<JSON
-{"installs": [{"product": "demo-calculator", "version": "1.0", "path": "$root/products/demo-calculator-1.0",
-  "tools": [{"tool": "pytest", "version": "8", "path": "$root/tools/pytest-8"}]}]}
-JSON
+case "${TESTHUB_DEMO_MACHINE_PASSWORD:-}" in
+  "" | *CHANGE-ME*)
+    echo "TESTHUB_DEMO_MACHINE_PASSWORD is empty or still the example's placeholder: set it in testhub.env" >&2
+    exit 1 ;;
+esac
+id testhub >/dev/null 2>&1 || useradd --create-home --shell /bin/sh testhub
+echo "testhub:$TESTHUB_DEMO_MACHINE_PASSWORD" | chpasswd
+mkdir -p /opt/testhub && chown testhub /opt/testhub
 ssh-keygen -A >/dev/null
-/usr/sbin/sshd
-exec python -m worker --node "$TESTHUB_NODE" --manifest "$root/manifest.json" --workdir "$root/work"
+exec /usr/sbin/sshd -D -e

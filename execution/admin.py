@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from execution import services
-from execution.models import Case, RejectedEvent, Task, TaskTemplate
+from execution.models import Case, RejectedEvent, Task, TaskTemplate, WebhookHost
 from testhub.errors import DomainError
 from testhub.roles import LabAdminMixin, ReadOnlyAdminMixin
 
@@ -155,3 +155,9 @@ class RejectedEventAdmin(LabAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(WebhookHost)
+class WebhookHostAdmin(LabAdminMixin, admin.ModelAdmin):
+    list_display = ["host", "allow_private", "note", "created_at"]
+    search_fields = ["host", "note"]

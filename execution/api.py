@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
 from execution import services
-from execution.models import Case, Task, TaskTemplate
+from execution.models import Case, Task, TaskTemplate, WebhookHost
 from execution.validators import CASE_NAME_MAX_LENGTH, case_names_check, validate_one_line
 from testhub.permissions import SubmitPermission
 from testhub.renderers import PlainTextRenderer
@@ -34,7 +34,9 @@ class TaskSerializer(serializers.ModelSerializer):
     tool_name = serializers.CharField(source="tool.__str__", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     counts = CaseCountsSerializer(source="*", read_only=True)
-    webhook_url = serializers.CharField(read_only=True, help_text="Empty when the task has no webhook of its own.")
+    webhook_url = serializers.SerializerMethodField(
+        help_text="The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise."
+    )
     progress = serializers.SerializerMethodField(help_text="Percent of cases that have ended, 0 to 100.")
     report = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
@@ -64,6 +66,10 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def get_progress(self, task) -> float:
         return task.progress
+
+    def get_webhook_url(self, task) -> str:
+        user = self.context["request"].user if "request" in self.context else None
+        return task.webhook_url if user and (task.created_by_id == user.pk or is_lab_manager(user)) else ""
 
 
 @extend_schema_field(
@@ -99,7 +105,10 @@ class TaskSubmitSerializer(serializers.Serializer):
     tool = serializers.PrimaryKeyRelatedField(queryset=TestTool.objects.all())
     priority = serializers.IntegerField(min_value=0, max_value=9, default=5)
     webhook_url = serializers.URLField(
-        required=False, max_length=500, help_text="Also POST the report summary here when the task ends."
+        required=False,
+        max_length=500,
+        help_text="Also POST the report summary here when the task ends. Its host must be on the lab managers' "
+        "allow-list (GET /api/webhook-hosts/), and resolve to public addresses unless that host allows others.",
     )
     case_timeout = serializers.IntegerField(
         min_value=1,
@@ -312,7 +321,8 @@ class TemplateViewSet(viewsets.ModelViewSet):
         """Run the template now: a new task, with its own report."""
         task = services.template_run(template=self.get_object(), user=request.user)
         tasks = Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
-        return Response(TaskSerializer(tasks.get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+        data = TaskSerializer(tasks.get(pk=task.pk), context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=TemplateRunSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[])
@@ -325,4 +335,28 @@ class TemplateViewSet(viewsets.ModelViewSet):
             .order_by("-created_at", "-id")
         )
         page = self.paginate_queryset(runs)
-        return self.get_paginated_response(TemplateRunSerializer(page, many=True).data)
+        runs = TemplateRunSerializer(page, many=True, context=self.get_serializer_context())
+        return self.get_paginated_response(runs.data)
+
+
+class WebhookHostSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookHost
+        fields = ["id", "host", "allow_private", "note", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate_host(self, value: str) -> str:
+        host = value.strip().rstrip(".").lower()
+        if not host.removeprefix("*.") or any(char in host for char in "/@?# "):
+            raise serializers.ValidationError("Give a host name, '*.example.com', or an IP address, not a URL.")
+        return host
+
+
+class WebhookHostViewSet(viewsets.ModelViewSet):
+    """The hosts task webhooks may be sent to: lab managers keep the list, everyone reads it."""
+
+    lookup_value_regex = "[0-9]+"
+    queryset = WebhookHost.objects.all()
+    serializer_class = WebhookHostSerializer
+    search_fields = ["host", "note"]
+    ordering_fields = ["host", "created_at"]

@@ -1,14 +1,19 @@
-"""What the control plane accepts from the workers' event list: each event checked against its schema.
+"""What the control plane accepts from the workers' event list: each event checked on its own.
 
 Workers are outside the control plane: an event may be malformed, truncated, forged or carry text no
-database takes. Each raw event is parsed and validated here, alone; one that fails is set aside with the
-reason (RejectedEvent) and never holds up the others. The shapes follow worker/protocol.py (CaseEvent,
-Heartbeat); these models add what the recorder insists on: types, ranges, known statuses, timestamps with
-a time zone, and text cleaned of what PostgreSQL refuses.
+database takes. Each raw event is opened and validated here, alone; one that fails is set aside with the
+reason (RejectedEvent) and never holds up the others. An event must be signed with its node's key (nobody
+else speaks for a node), a case's event must carry the token only that case's message held (nobody reports
+a case it was not given), and it must match its schema: the shapes of worker/protocol.py (CaseEvent,
+Heartbeat) with what the recorder insists on: types, ranges, known statuses, timestamps with a time zone,
+and text cleaned of what PostgreSQL refuses.
 """
 
+import hmac
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
+from django.utils.crypto import salted_hmac
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -20,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from worker.protocol import clean_text
+from worker.protocol import clean_text, event_signature
 
 LOG_LIMIT = 256 * 1024
 PAYLOAD_KEPT = 4000  # characters of a rejected event kept for a person to look at
@@ -61,6 +66,7 @@ class CaseEvent(_Event):
     reason: _text(1000) = ""
     queue: Annotated[str, Field(max_length=200)] = ""
     announced: bool = False
+    token: Annotated[str, Field(max_length=64)] = ""
 
     @model_validator(mode="after")
     def _finished_has_a_status(self) -> "CaseEvent":
@@ -73,12 +79,48 @@ Event = HeartbeatEvent | CaseEvent
 _EVENT = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
 
+def case_token(case_id: int) -> str:
+    """The token a case's run_case message carries, derived from SECRET_KEY: only its receiver learns it."""
+    return salted_hmac("testhub.case-token", str(case_id), algorithm="sha256").hexdigest()[:32]
+
+
 class BadEvent(Exception):
     """An event that cannot be recorded; `reason` says why, for the person reading the rejected events."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An event as pushed: which node signed it, the signature, and the event's JSON."""
+
+    node: str
+    signature: str
+    payload: bytes
+
+
+def envelope_open(raw: bytes) -> Envelope:
+    parts = raw.split(b"\n", 2)
+    if len(parts) != 3:
+        raise BadEvent("not a signed event: the worker is older than this control plane; deploy it again")
+    return Envelope(node=parts[0].decode("utf-8", errors="replace"), signature=parts[1].decode("ascii", "replace"),
+                    payload=parts[2])  # fmt: skip
+
+
+def event_verify(envelope: Envelope, key: str | None) -> Event:
+    """The event inside, if its node's key signed it and, for a case, it carries that case's token."""
+    if key is None:
+        raise BadEvent(f"signed as node {envelope.node[:63]!r}, which TestHub does not know or gave no key")
+    if not hmac.compare_digest(event_signature(key, envelope.payload), envelope.signature):
+        raise BadEvent(f"its signature is not node {envelope.node}'s: someone else wrote it")
+    event = event_parse(envelope.payload)
+    if event.node != envelope.node:
+        raise BadEvent(f"signed by node {envelope.node} but claims to come from node {event.node}")
+    if isinstance(event, CaseEvent) and not hmac.compare_digest(event.token, case_token(event.case_id)):
+        raise BadEvent(f"its token is not case {event.case_id}'s: the node was never given that case")
+    return event
 
 
 def event_parse(raw: bytes | str) -> Event:

@@ -161,3 +161,28 @@ class RejectedEvent(models.Model):
 
     def __str__(self):
         return f"event from {self.node or '?'} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookHost(models.Model):
+    """A host that task webhooks may be sent to: the lab managers' allow-list (testers choose the URLs)."""
+
+    host = models.CharField(
+        max_length=253,
+        unique=True,
+        help_text="A host name (hooks.example.com), '*.example.com' for any name under example.com, or an IP address.",
+    )
+    allow_private = models.BooleanField(
+        "allow private addresses",
+        default=False,
+        help_text="Also when it resolves to a private, loopback or link-local address (a service inside the lab). "
+        "Off: such addresses are refused, so a webhook cannot reach internal services.",
+    )
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["host"]
+        verbose_name = "allowed webhook host"
+
+    def __str__(self):
+        return self.host

@@ -121,9 +121,13 @@ class EventRecorder(threading.Thread):
         self.client.set(_alive_key(self.recorder_name), 1, ex=settings.TESTHUB_RECORDER_ALIVE_SECONDS)
 
     def _note_hearing(self) -> None:
+        """Recording (again): from now on silence can be judged; and if Redis was restarted, the machines'
+        broker users went with it, and their workers cannot sign in until they are made again."""
+        from nodes.services import node_broker_users_sync
         from testhub import broker
 
         broker.hearing_restored(client=self.client)
+        node_broker_users_sync()
 
     def _own_list(self) -> list[bytes]:
         return self.client.lrange(self.processing_key, 0, -1)[::-1]  # oldest first

@@ -11,14 +11,34 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from execution.events import BadEvent, CaseEvent, Event, HeartbeatEvent, event_parse, payload_text
+from execution.events import (
+    BadEvent,
+    CaseEvent,
+    Envelope,
+    Event,
+    HeartbeatEvent,
+    envelope_open,
+    event_parse,
+    event_verify,
+    payload_text,
+)
+from execution.jobs import cases_publish_again
 from execution.models import Case, RejectedEvent, Task
 from nodes.models import Node
-from nodes.services import HeartbeatSeen, InfraErrorStreak, node_heartbeats_record, node_infra_errors_count
+from nodes.services import (
+    HeartbeatSeen,
+    InfraErrorStreak,
+    node_event_keys,
+    node_heartbeats_record,
+    node_infra_errors_count,
+    node_unverified_heartbeats_record,
+)
 from nodes.services import node_install_mark_failed as install_mark_failed
+from testhub import broker
 from worker.protocol import clean_text
 
 logger = logging.getLogger(__name__)
@@ -46,11 +66,18 @@ class _Received:
 
 def events_take(*, received: list[bytes]) -> RecordingOutcome:
     """Record a batch of raw events; set aside, with the reason, those that cannot be recorded."""
-    good: list[_Received] = []
     rejected: list[tuple[bytes, str]] = []
+    envelopes: list[tuple[bytes, Envelope]] = []
     for raw in received:
         try:
-            good.append(_Received(raw, event_parse(raw)))
+            envelopes.append((raw, envelope_open(raw)))
+        except BadEvent as error:
+            rejected.append((raw, error.reason))
+    keys = node_event_keys(names={envelope.node for _, envelope in envelopes})
+    good: list[_Received] = []
+    for raw, envelope in envelopes:
+        try:
+            good.append(_Received(raw, event_verify(envelope, keys.get(envelope.node))))
         except BadEvent as error:
             rejected.append((raw, error.reason))
     try:
@@ -61,8 +88,28 @@ def events_take(*, received: list[bytes]) -> RecordingOutcome:
         outcome = _record_one_by_one(good, rejected)
     if rejected:
         rejected_events_store(rejected=rejected)
+        node_unverified_heartbeats_record(heartbeats=_heartbeats_among([raw for raw, _ in rejected]))
         outcome.rejected = len(rejected)
     return outcome
+
+
+def _heartbeats_among(raws: list[bytes]) -> list[HeartbeatSeen]:
+    """The heartbeats among events that failed their checks, read as they claim to be (nothing is trusted)."""
+    beats = []
+    for raw in raws:
+        try:
+            payload = envelope_open(raw).payload
+        except BadEvent:
+            payload = raw  # unsigned: an old worker
+        try:
+            beat = event_parse(payload)
+        except BadEvent:
+            continue
+        if isinstance(beat, HeartbeatEvent):
+            beats.append(
+                HeartbeatSeen(node=beat.node, version=beat.version, protocol=beat.protocol, queues=beat.queues)
+            )
+    return beats
 
 
 def _record_one_by_one(good: list["_Received"], rejected: list[tuple[bytes, str]]) -> RecordingOutcome:
@@ -127,6 +174,10 @@ def rejected_events_prune(*, keep: int = 10_000) -> int:
 
 def _claimed_node(raw: bytes) -> str:
     try:
+        return clean_text(envelope_open(raw).node, limit=100)
+    except BadEvent:
+        pass
+    try:
         node = json.loads(raw).get("node")
     except (ValueError, AttributeError):
         return ""
@@ -155,8 +206,10 @@ def _events_apply(events: list[Event]) -> set[int]:
     heartbeats = [event for event in events if isinstance(event, HeartbeatEvent)]
     node_ids = dict(Node.objects.filter(name__in={event.node for event in events}).values_list("name", "pk"))
     cases = _open_cases_locked({event.case_id for event in case_events})
-    changed = _cases_apply(case_events, cases, node_ids)
+    changed, again = _cases_apply(case_events, cases, node_ids)
     _cases_save(changed.values())
+    if again:
+        transaction.on_commit(lambda: _hand_out_again(again))
     _tasks_mark_started(changed.values())
     _installs_mark_failed(case_events, node_ids)
     node_infra_errors_count(streaks=_infra_error_streaks(case_events, node_ids))
@@ -167,6 +220,16 @@ def _events_apply(events: list[Event]) -> set[int]:
         ]
     )
     return {case.task_id for case in changed.values() if case.status not in Case.OPEN_STATUSES}
+
+
+def _hand_out_again(again: list[tuple[Case, CaseEvent]]) -> None:
+    """After a node failed to run cases: make sure it stopped taking their queue, then queue them again."""
+    for node, queue in sorted({(event.node, event.queue) for _, event in again if event.queue}):
+        try:
+            broker.cancel_consumer(node=node, queue=queue, confirm=True)
+        except Exception:  # it may take one back: then it fails again, and its streak quarantines it
+            logger.warning("node %s did not confirm it stopped consuming %s", node, queue, exc_info=True)
+    cases_publish_again([case.pk for case, _ in again])
 
 
 def _tasks_done(ended_tasks: set[int]) -> set[int]:
@@ -186,19 +249,45 @@ def _open_cases_locked(case_ids: set[int]) -> dict[int, Case]:
     return {case.pk: case for case in open_cases.order_by("pk").only("pk", "task_id", *_RECORDED_FIELDS)}
 
 
-def _cases_apply(case_events: list[CaseEvent], cases: dict[int, Case], node_ids: dict[str, int]) -> dict[int, Case]:
-    changed = {}
+def _cases_apply(
+    case_events: list[CaseEvent], cases: dict[int, Case], node_ids: dict[str, int]
+) -> tuple[dict[int, Case], list[tuple[Case, CaseEvent]]]:
+    """Apply the events to their open cases: the cases changed, and those to hand out again (their node could
+    not run them), each with the event that said so."""
+    changed, again = {}, []
     for event in case_events:
         case = cases.get(event.case_id)
         if case is None or case.status not in Case.OPEN_STATUSES:
             continue
-        if _apply(case, event, node_ids.get(event.node)):
+        node_id = node_ids.get(event.node)
+        if case.status == Case.Status.RUNNING and case.node_id not in (None, node_id):
+            # Running on another node: only that node speaks for it now (a late word from a node that lost it,
+            # or a forgery); the first end recorded wins.
+            continue
+        if event.kind == "infra_error":
+            if _infra_error_apply(case, event):
+                again.append((case, event))
             changed[case.pk] = case
-    return changed
+        elif _apply(case, event, node_id):
+            changed[case.pk] = case
+    return changed, again
+
+
+def _infra_error_apply(case: Case, event: CaseEvent) -> bool:
+    """A node could not run the case (its install is broken): another node tries while attempts remain.
+    True when the case goes back to its queue, False when it ends as an error."""
+    case.attempts += 1
+    if case.attempts < settings.TESTHUB_CASE_MAX_ATTEMPTS:
+        case.status, case.node_id = Case.Status.QUEUED, None
+        case.log = f"[TestHub: {event.reason}; handed to another node]\n"
+        return True
+    case.status, case.finished_at = Case.Status.ERROR, event.at
+    case.log = f"[TestHub: infrastructure error, no attempts left] {event.reason}\n"
+    return False
 
 
 def _apply(case: Case, event: CaseEvent, node_id: int | None) -> bool:
-    """Apply one event to a case that is still open; False when it changes nothing."""
+    """Apply a start or an end to a case that is still open; False when it changes nothing."""
     if event.kind == "started":
         case.status, case.node_id, case.started_at = Case.Status.RUNNING, node_id, event.at
         case.attempts += 1
@@ -210,8 +299,6 @@ def _apply(case: Case, event: CaseEvent, node_id: int | None) -> bool:
             case.started_at = event.started_at
         if not event.announced:
             case.attempts += 1  # it ended before it was worth announcing: this is the attempt's only event
-    elif event.kind == "infra_error" and case.status == Case.Status.RUNNING:
-        case.status, case.log = Case.Status.QUEUED, f"[TestHub: retrying elsewhere] {event.reason}\n"
     else:
         return False
     return True

@@ -11,15 +11,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Product, ProductTool, TestTool
+from execution.jobs import cases_publish_again, task_chord_publish
 from execution.models import Case, Task, TaskTemplate
 from execution.recording import rejected_events_prune
 from execution.validators import case_names_check
+from execution.webhooks import webhook_target
 from nodes.capabilities import capability_queue
 from nodes.models import Node
-from nodes.services import nodes_mark_offline, nodes_silent_since, operations_reconcile
+from nodes.services import node_broker_users_sync, nodes_mark_offline, nodes_silent_since, operations_reconcile
 from testhub import broker
 from testhub.errors import Conflict, DomainError, NoCapableNode
-from worker.protocol import CONTROL_QUEUE, CaseJob, message_priority
+from worker.protocol import CONTROL_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ def task_submit(
     if not ProductTool.objects.filter(product=product, tool=tool).exists():
         raise DomainError(f"{tool} is not linked to {product}; pick one of the product's tools.")
     case_names = case_names_check(case_names, allow_leading_dash=tool.allow_option_like_cases)
+    if webhook_url:
+        webhook_target(webhook_url)  # raises WebhookRefused: not allow-listed, or an internal address
     capability_require_online(product=product, tool=tool)
     with transaction.atomic():
         task = Task.objects.create(
@@ -91,41 +95,6 @@ def _dispatch_soon(task_id: int) -> None:
         logger.warning("task %s: broker unreachable; the reconciler will dispatch it", task_id, exc_info=True)
 
 
-def _jobs(task: Task, cases) -> list[dict]:
-    queue = capability_queue(product=task.product, tool=task.tool)
-    return [
-        CaseJob(
-            case_id=case_id,
-            task_id=task.pk,
-            case_name=case_name,
-            product=task.product.name,
-            product_version=task.product.version,
-            tool=task.tool.name,
-            tool_version=task.tool.version,
-            command=task.tool.command_template,
-            timeout=task.case_timeout,
-            max_attempts=settings.TESTHUB_CASE_MAX_ATTEMPTS,
-            queue=queue,
-        ).to_message()
-        for case_id, case_name in cases
-    ]
-
-
-def _publish(task: Task) -> int:
-    """Publish a chord of the task's queued cases; returns how many."""
-    cases = list(task.cases.filter(status=Case.Status.QUEUED).order_by("pk").values_list("pk", "name"))
-    if not cases:
-        return 0
-    broker.publish_case_chord(
-        task_id=task.pk,
-        queue=capability_queue(product=task.product, tool=task.tool),
-        priority=message_priority(task.priority),
-        jobs=_jobs(task, cases),
-    )
-    logger.info("task %s: published %s cases", task.pk, len(cases))
-    return len(cases)
-
-
 def task_dispatch(*, task_id: int) -> bool:
     """Publish the task's chord once: a redelivered dispatch message finds the claim taken and does nothing."""
     claimed = Task.objects.filter(pk=task_id, dispatched_at__isnull=True, status=Task.Status.QUEUED).update(
@@ -134,7 +103,7 @@ def task_dispatch(*, task_id: int) -> bool:
     if not claimed:
         return False
     task = Task.objects.select_related("product", "tool").get(pk=task_id)
-    if _publish(task) == 0:
+    if task_chord_publish(task) == 0:
         transaction.on_commit(lambda: report_enqueue(task.pk))
     return True
 
@@ -148,29 +117,39 @@ def report_enqueue(task_id: int) -> None:
 
 
 def cases_requeue_from_silent_nodes() -> list[int]:
-    """The running cases of nodes gone silent (or deleted) go back to the queue now, not after the visibility
-    timeout: the message each dead worker held is put back on its queue for another node. A worker that was
-    only cut off and still ends its case is harmless: the first end recorded wins."""
+    """The cases held by nodes gone silent go back to their queues now, not after the visibility timeout: those
+    the database says run there, and those whose message a dead worker took but had not yet announced (its own
+    record in Redis says so). Each is queued afresh from the database, and the dead worker's record of it is
+    dropped. A worker that was only cut off and still ends its case is harmless: the first end recorded wins."""
     silent_since = nodes_silent_since()
     if silent_since is None:
         return []
+    silent = list(Node.objects.filter(last_heartbeat__lt=silent_since).values_list("name", flat=True))
+    held = broker.nodes_held_cases(nodes=silent)
     with transaction.atomic():
-        lost = (
-            Case.objects.select_for_update(of=("self",), skip_locked=True)
-            .filter(status=Case.Status.RUNNING)
-            .filter(Q(node__isnull=True) | Q(node__last_heartbeat__lt=silent_since))
+        lost = Case.objects.select_for_update(of=("self",), skip_locked=True).filter(
+            Q(status=Case.Status.RUNNING, node__isnull=True)
+            | Q(status=Case.Status.RUNNING, node__last_heartbeat__lt=silent_since)
+            | Q(status=Case.Status.QUEUED, pk__in=set().union(*held.values()))
         )
-        rows = list(lost.order_by("pk").values_list("pk", "node__name"))
-        if not rows:
+        case_ids = list(lost.order_by("pk").values_list("pk", flat=True))
+        if not case_ids:
             return []
-        case_ids = [pk for pk, _ in rows]
         Case.objects.filter(pk__in=case_ids, status=Case.Status.RUNNING).update(
-            status=Case.Status.QUEUED,
-            log="[TestHub: its node went silent mid-case; handed out again]\n",
+            status=Case.Status.QUEUED, log="[TestHub: its node went silent mid-case; handed out again]\n"
         )
-        transaction.on_commit(lambda: _case_messages_restore(set(case_ids)))
-    logger.warning("requeued %s running case(s) of silent nodes %s", len(rows), sorted({n or "?" for _, n in rows}))
+        transaction.on_commit(lambda: _cases_hand_out_again(case_ids, forget_on=silent))
+    logger.warning("requeued %s case(s) held by silent nodes: %s", len(case_ids), case_ids[:20])
     return case_ids
+
+
+def _cases_hand_out_again(case_ids: list[int], *, forget_on: list[str]) -> None:
+    try:
+        for node in forget_on:
+            broker.node_held_cases_forget(node=node, case_ids=set(case_ids))
+        cases_publish_again(case_ids)
+    except Exception:  # the cases are queued in the database; the reconciler publishes what the broker lacks
+        logger.warning("could not queue cases %s again", case_ids[:20], exc_info=True)
 
 
 def node_removal_refusal(*, node: Node, **signal) -> str | None:
@@ -184,17 +163,6 @@ def node_removal_refusal(*, node: Node, **signal) -> str | None:
         f"it is running {count} case(s) of task(s) {tasks}. Put it in maintenance and let them finish (or "
         "cancel those tasks), then remove it."
     )
-
-
-def _case_messages_restore(case_ids: set[int]) -> None:
-    try:
-        restored = broker.case_messages_restore(case_ids=case_ids)
-    except Exception:  # the reconciler tries again; cases stay queued in the database meanwhile
-        logger.warning("could not restore the messages of cases %s", sorted(case_ids), exc_info=True)
-        return
-    if missing := case_ids - restored:
-        # Not held by any worker: already back on a queue, or lost with Redis (then the reconciler republishes).
-        logger.info("cases %s: no unacknowledged message to restore", sorted(missing))
 
 
 # --- cancel and rerun ---------------------------------------------------------------------------------
@@ -270,6 +238,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
     cases_requeue_from_silent_nodes()
+    node_broker_users_sync()  # a Redis restart forgets the machines' broker users
     operations_reconcile(now=now)
     rejected_events_prune()
     broker.restore_expired_unacked()
@@ -303,7 +272,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
             outcome.requeued_cases += open_cases.filter(status=Case.Status.RUNNING).update(status=Case.Status.QUEUED)
             Task.objects.filter(pk=task.pk).update(dispatched_at=now)
         logger.warning("task %s: chord lost from Redis; publishing its queued cases again", task.pk)
-        _publish(task)
+        task_chord_publish(task)
         outcome.redispatched.append(task.pk)
     return outcome
 

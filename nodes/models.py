@@ -71,6 +71,10 @@ class Node(models.Model):
     )
     password_encrypted = crypto.EncryptedTextField()
     private_key_encrypted = crypto.EncryptedTextField()
+    # The key its worker signs events with (so nothing else can speak for the node), and the password of its
+    # own broker user (which may reach only its queues, the events list and the cancel set).
+    event_key_encrypted = crypto.EncryptedTextField()
+    broker_password_encrypted = crypto.EncryptedTextField()
     managed = models.BooleanField(
         "installs over SSH",
         default=True,

@@ -20,7 +20,14 @@ from redis.exceptions import LockError
 
 from nodes import ssh
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool, SSHStatus
-from nodes.services import node_release_after_check, operation_longest_seconds, worker_queues_following
+from nodes.services import (
+    broker_users_enabled,
+    node_broker_username,
+    node_release_after_check,
+    node_worker_settings,
+    operation_longest_seconds,
+    worker_queues_following,
+)
 from nodes.worker_release import WorkerReleaseError, release_name, worker_release
 from testhub import broker
 from worker import manifest
@@ -364,8 +371,10 @@ def node_retire(*, node: Node) -> str:
         said = _script(
             session, "retire.sh", _worker_folder(node), f"testhub-worker-{node.name}", node.install_root, *folders
         ).stdout.strip()
-    name = node.name
+    name, username = node.name, node_broker_username(node)
     node.delete()
+    if broker_users_enabled():
+        broker.node_user_delete(username=username)
     return f"{said.splitlines()[-1] if said else 'done'}. Node {name} removed."
 
 
@@ -377,15 +386,12 @@ def _worker_folder(node: Node) -> str:
 
 
 def _worker_env(node: Node) -> str:
-    """The worker's configuration on the machine, read by its supervisor script or its systemd unit."""
+    """The worker's configuration on the machine (mode 0600), read by its supervisor script or systemd unit."""
     root = node.install_root.rstrip("/")
     settings_for_worker = {
-        "TESTHUB_NODE": node.name,
-        "TESTHUB_BROKER_URL": settings.TESTHUB_WORKER_BROKER_URL,
-        "TESTHUB_MANIFEST": f"{root}/manifest.json",  # its queues follow from the manifest, then live changes
+        **node_worker_settings(node=node),
+        "TESTHUB_MANIFEST": f"{root}/manifest.json",
         "TESTHUB_WORKDIR": f"{root}/work",
-        "TESTHUB_SLOTS": str(node.slots),
-        "TESTHUB_VISIBILITY_TIMEOUT": str(settings.TESTHUB_VISIBILITY_TIMEOUT),
         "PYTHONUNBUFFERED": "1",
     }
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in settings_for_worker.items())

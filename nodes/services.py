@@ -1,4 +1,6 @@
+import hashlib
 import logging
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,7 +16,7 @@ from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
 from nodes.signals import node_removal_checks
-from testhub import broker
+from testhub import broker, crypto
 from testhub.errors import Conflict
 from worker.protocol import PROTOCOL_VERSION
 
@@ -232,11 +234,12 @@ def worker_queues_sync(*, node: Node, consumed) -> None:
     expected = node_capability_queues(node=node)
     consumed = {queue for queue in consumed if queue.startswith("cap.")}
     to_add, to_cancel = expected - consumed, consumed - expected
-    if not (to_add or to_cancel):
-        return
 
     def tell_worker():
         try:
+            # First the broker user: it may read a queue once allowed, and keeps what it still reads until
+            # it has let go (the next heartbeat narrows it).
+            node_broker_user_sync(node=node, queues=expected | consumed)
             for queue in sorted(to_add):
                 broker.add_consumer(node=node.name, queue=queue)
             for queue in sorted(to_cancel):
@@ -245,6 +248,94 @@ def worker_queues_sync(*, node: Node, consumed) -> None:
             logger.warning("could not reach node %s's worker to change its queues", node.name, exc_info=True)
 
     transaction.on_commit(tell_worker)
+
+
+# --- what a node's worker needs to join the lab ----------------------------------------------------------------
+
+
+def _secret(node: Node, field: str) -> str:
+    """The node's secret kept in `field`, made on first use (once, even when asked for twice at once)."""
+    stored = Node.objects.values_list(field, flat=True).get(pk=node.pk)
+    if not stored:
+        made = crypto.encrypt(secrets.token_urlsafe(32))
+        Node.objects.filter(pk=node.pk, **{field: ""}).update(**{field: made})
+        stored = Node.objects.values_list(field, flat=True).get(pk=node.pk)
+    return crypto.decrypt(stored)
+
+
+def node_event_key(*, node: Node) -> str:
+    """The key the node's worker signs its events with (TESTHUB_NODE_KEY on the machine)."""
+    return _secret(node, "event_key_encrypted")
+
+
+def node_broker_url(*, node: Node, base_url: str | None = None) -> str:
+    """The broker URL the node's worker connects with (`base_url`: how the machine reaches Redis, by default
+    TESTHUB_WORKER_BROKER_URL): as the node's own broker user, which this makes or brings up to date."""
+    base_url = base_url or settings.TESTHUB_WORKER_BROKER_URL
+    if not broker_users_enabled():
+        return base_url
+    password = _secret(node, "broker_password_encrypted")
+    node_broker_user_sync(node=node, force=True)
+    return broker.url_with_user(base_url, username=node_broker_username(node), password=password)
+
+
+def broker_users_enabled() -> bool:
+    """TESTHUB_NODE_BROKER_USERS, where the broker can enforce them (Redis 7: read- and write-only keys)."""
+    return settings.TESTHUB_NODE_BROKER_USERS and broker.broker_users_supported()
+
+
+def node_broker_username(node: Node) -> str:
+    return f"{settings.TESTHUB_BROKER_USER_PREFIX}{node.name}"
+
+
+def node_broker_user_sync(*, node: Node, queues: set[str] | None = None, force: bool = False) -> None:
+    """The node's broker user may reach `queues` (by default the capability queues it should consume). Applied
+    only when its rules change, or when the broker lost them (a Redis restart: users live in memory)."""
+    if not broker_users_enabled():
+        return
+    stored = Node.objects.values_list("broker_password_encrypted", flat=True).get(pk=node.pk)
+    if not (stored or force):
+        return  # its worker never got a broker user of its own
+    queues = node_capability_queues(node=node) if queues is None else queues
+    rules = broker.node_user_rules(node=node.name, queues=queues)
+    password = _secret(node, "broker_password_encrypted")
+    digest = hashlib.sha256("\n".join([password, *rules]).encode()).hexdigest()
+    if broker.node_user_current(username=node_broker_username(node), digest=digest):
+        return
+    broker.node_user_set(username=node_broker_username(node), password=password, rules=rules, digest=digest)
+
+
+def node_broker_users_sync() -> int:
+    """Every node's broker user, again where the broker lost it (the reconciler calls this: a Redis restart
+    forgets users, and a worker that cannot sign in cannot send the heartbeat that would bring it back)."""
+    synced = 0
+    for node in Node.objects.exclude(broker_password_encrypted=""):
+        node_broker_user_sync(node=node)
+        synced += 1
+    return synced
+
+
+def node_worker_settings(*, node: Node, broker_url: str | None = None) -> dict[str, str]:
+    """The environment a node's worker runs with: who it is, how it reaches the broker, the key it signs with.
+
+    Secrets go to the worker through its environment (or a 0600 file on a managed machine), never its command
+    line, where `ps` would show them; the worker passes none of them on to the cases it runs.
+    """
+    return {
+        "TESTHUB_NODE": node.name,
+        "TESTHUB_BROKER_URL": node_broker_url(node=node, base_url=broker_url),
+        "TESTHUB_NODE_KEY": node_event_key(node=node),
+        "TESTHUB_SLOTS": str(node.slots),
+        "TESTHUB_VISIBILITY_TIMEOUT": str(settings.TESTHUB_VISIBILITY_TIMEOUT),
+    }
+
+
+def node_event_keys(*, names: set[str]) -> dict[str, str]:
+    """The event keys of the named nodes that exist and have one."""
+    rows = (
+        Node.objects.filter(name__in=names).exclude(event_key_encrypted="").values_list("name", "event_key_encrypted")
+    )
+    return {name: crypto.decrypt(token) for name, token in rows}
 
 
 # --- removing a node -----------------------------------------------------------------------------------------
@@ -267,9 +358,9 @@ def node_delete(*, node: Node, user=None, force: bool = False) -> NodeOperation 
         return operation_request(node=node, kind=NodeOperation.Kind.RETIRE, user=user)
     with transaction.atomic():
         consumed = node_capability_queues(node=node)
-        name = node.name
+        name, username = node.name, node_broker_username(node)
         node.delete()
-        transaction.on_commit(lambda: _worker_idle(node_name=name, queues=consumed))
+        transaction.on_commit(lambda: _worker_idle(node_name=name, queues=consumed, broker_user=username))
     return None
 
 
@@ -277,10 +368,13 @@ def _has_footprint(node: Node) -> bool:
     return bool(node.worker_version or node.facts.get("worker_release") or node.installs.exists())
 
 
-def _worker_idle(*, node_name: str, queues: set[str]) -> None:
+def _worker_idle(*, node_name: str, queues: set[str], broker_user: str = "") -> None:
+    """A removed node's worker takes no more work: its queues are cancelled and its broker user deleted."""
     try:
         for queue in sorted(queues):
             broker.cancel_consumer(node=node_name, queue=queue)
+        if broker_user and broker_users_enabled():
+            broker.node_user_delete(username=broker_user)
     except Exception:  # its heartbeats repair it: a worker of an unknown node is told to consume nothing
         logger.warning("could not reach the worker of removed node %s", node_name, exc_info=True)
 
@@ -424,12 +518,7 @@ def node_heartbeats_record(*, heartbeats: list[HeartbeatSeen]) -> None:
     then the node is marked so, and its worker is told to stop consuming (cases would be misread). Each
     worker's queues are brought in line with what its node should consume."""
     latest = {beat.node: beat for beat in heartbeats}
-    known = set(Node.objects.filter(name__in=latest).values_list("name", flat=True))
-    for name in sorted(set(latest) - known):  # a removed node's worker still running: it takes no work
-        consumed = {queue for queue in latest[name].queues if queue.startswith("cap.")}
-        if consumed:
-            transaction.on_commit(lambda name=name, consumed=consumed: _worker_idle(node_name=name, queues=consumed))
-    for node in Node.objects.filter(name__in=known):
+    for node in Node.objects.filter(name__in=latest):
         beat = latest[node.name]
         nodes = Node.objects.filter(pk=node.pk)
         nodes.update(
@@ -452,6 +541,27 @@ def node_heartbeats_record(*, heartbeats: list[HeartbeatSeen]) -> None:
             )
         node.refresh_from_db(fields=["status"])
         worker_queues_sync(node=node, consumed=beat.queues)
+
+
+def node_unverified_heartbeats_record(*, heartbeats: list[HeartbeatSeen]) -> None:
+    """Heartbeats whose signature failed. From a node TestHub does not know (it was removed), or from a worker too
+    old to sign (as the node's last word also said): that worker is told to consume nothing, since what it ran
+    could not be recorded; a current worker's next signed heartbeat gives its queues back."""
+    nodes = {node.name: node for node in Node.objects.filter(name__in={beat.node for beat in heartbeats})}
+    too_old = f"Its worker is too old to sign its events (format {PROTOCOL_VERSION} needed): deploy it again."
+    for beat in heartbeats:
+        node = nodes.get(beat.node)
+        if node is not None:
+            if beat.protocol >= PROTOCOL_VERSION or (node.worker_protocol or 0) >= PROTOCOL_VERSION:
+                continue  # a current worker: the unsigned word is not its own
+            Node.objects.filter(pk=node.pk).exclude(status__in=Node.HELD_STATUSES).update(
+                status=Node.Status.OUTDATED, status_reason=too_old
+            )
+        consumed = {queue for queue in beat.queues if queue.startswith("cap.")}
+        if consumed:
+            transaction.on_commit(
+                lambda name=beat.node, consumed=consumed: _worker_idle(node_name=name, queues=consumed)
+            )
 
 
 def node_install_mark_failed(*, node_id: int, product_id: int, tool_id: int, reason: str) -> None:

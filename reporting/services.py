@@ -13,7 +13,7 @@ from django.utils import timezone
 from catalog.services import product_test_result_record
 from execution.models import Case, Task
 from reporting.models import Report
-from reporting.webhooks import webhook_urls
+from reporting.webhooks import webhook_targets
 from reporting.xlsx import write_workbook
 from worker.protocol import CONTROL_QUEUE
 
@@ -143,10 +143,10 @@ def report_build(*, task_id: int) -> Report | None:
                 errors=counts["errors"],
                 report_url=f"{settings.TESTHUB_PUBLIC_URL}/api/reports/{report.pk}/download/",
             )
-        for url in webhook_urls(report):
+        for target in webhook_targets(report):
             # After commit, on the control worker, retried with backoff: a slow receiver never holds up a report.
-            transaction.on_commit(lambda url=url: current_app.send_task(
-                "reporting.send_webhook", args=(report.pk, url), queue=CONTROL_QUEUE
+            transaction.on_commit(lambda target=target: current_app.send_task(
+                "reporting.send_webhook", args=(report.pk, target), queue=CONTROL_QUEUE
             ))  # fmt: skip
     logger.info("task %s: report %s built (%s cases)", task.pk, report.pk, counts["total"])
     return report

@@ -1,8 +1,12 @@
+import logging
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from reporting import services, webhooks
 from reporting.models import Report
+
+logger = logging.getLogger(__name__)
 
 
 # PostgreSQL restarting or unreachable: try again shortly rather than lose the callback (acks_late acks it).
@@ -28,7 +32,10 @@ def build_report(task_id: int) -> None:
     retry_jitter=True,
     max_retries=10,
 )
-def send_webhook(report_id: int, url: str) -> None:
-    webhooks.webhook_deliver(
-        report=Report.objects.select_related("task__product", "task__tool").get(pk=report_id), url=url
-    )
+def send_webhook(report_id: int, target: str) -> None:
+    """`target` names the webhook (the lab's or the task's): URLs never travel in task messages."""
+    report = Report.objects.select_related("task__product", "task__tool").get(pk=report_id)
+    try:
+        webhooks.webhook_deliver(report=report, target=target)
+    except webhooks.DeliveryRefused as refused:
+        logger.warning("report %s: %s webhook not sent: %s", report_id, target, refused)

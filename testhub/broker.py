@@ -5,14 +5,17 @@ workers read, and remote control of the workers (add or cancel a queue).
 """
 
 import base64
+import functools
 import json
 import logging
 import time
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from celery import chord
 
 from testhub.celery import app
-from worker.protocol import CANCELLED_KEY, CONTROL_QUEUE, RUN_CASE_TASK, worker_hostname
+from worker.protocol import CANCELLED_KEY, CHORD_QUEUE, EVENTS_KEY, RUN_CASE_TASK, worker_hostname
+from worker.transport import unacked_keys
 
 logger = logging.getLogger(__name__)
 _DISPATCH_KEY = "testhub:dispatch:{task_id}"
@@ -29,11 +32,20 @@ def _redis():
 def publish_case_chord(*, task_id: int, queue: str, priority: int, jobs: list[dict]) -> str:
     """One run_case message per job on `queue`, then reporting.build_report on the control queue."""
     header = [app.signature(RUN_CASE_TASK, args=(job,), queue=queue, priority=priority) for job in jobs]
-    callback = app.signature("reporting.build_report", args=(task_id,), queue=CONTROL_QUEUE, immutable=True)
+    # The callback is sent by the worker that ends the last case, so it goes to the one control queue a
+    # worker may write to, where the control worker runs nothing but report builds.
+    callback = app.signature("reporting.build_report", args=(task_id,), queue=CHORD_QUEUE, immutable=True)
     result = chord(header)(callback)
     group_id = result.parent.id if result.parent is not None else result.id
     _redis().set(_DISPATCH_KEY.format(task_id=task_id), group_id, ex=app.conf.result_expires)
     return group_id
+
+
+def publish_cases(*, queue: str, priority: int, jobs: list[dict]) -> None:
+    """run_case messages on `queue`, each on its own (not part of a chord)."""
+    with app.producer_or_acquire() as producer:
+        for job in jobs:
+            app.send_task(RUN_CASE_TASK, args=(job,), queue=queue, priority=priority, producer=producer)
 
 
 def queue_depths(queues: list[str]) -> dict[str, int]:
@@ -64,18 +76,29 @@ def restore_expired_unacked() -> None:
         connection.default_channel.qos.restore_visible(num=10_000)
 
 
-def case_messages_restore(*, case_ids: set[int]) -> set[int]:
-    """Put back on their queues, now, the messages of these cases that a worker took and never acknowledged
-    (its machine died). Without this, Redis hands them out again only after the visibility timeout."""
-    restored: set[int] = set()
-    with app.connection_for_write() as connection:
-        channel = connection.default_channel
-        client = channel.client
-        for tag, raw in client.hscan_iter(channel.unacked_key):
-            if _case_id_of(raw) in case_ids:
-                channel.qos.restore_by_tag(tag, client)
-                restored.add(_case_id_of(raw))
-    return restored
+def nodes_held_cases(*, nodes: list[str]) -> dict[str, set[int]]:
+    """For each node, the cases whose messages its worker took and has not acknowledged (its own record)."""
+    with _redis().pipeline(transaction=False) as pipe:
+        for node in nodes:
+            pipe.hvals(unacked_keys(node)["unacked_key"])
+        records = pipe.execute()
+    return {
+        node: {case for raw in record if (case := _case_id_of(raw))}
+        for node, record in zip(nodes, records, strict=True)
+    }
+
+
+def node_held_cases_forget(*, node: str, case_ids: set[int]) -> None:
+    """Drop these cases' messages from a dead node's record: the control plane has queued them afresh, so
+    nothing must hand the old messages out too."""
+    keys = unacked_keys(node)
+    client = _redis()
+    tags = [tag for tag, raw in client.hscan_iter(keys["unacked_key"]) if _case_id_of(raw) in case_ids]
+    if tags:
+        with client.pipeline() as pipe:
+            pipe.hdel(keys["unacked_key"], *tags)
+            pipe.zrem(keys["unacked_index_key"], *tags)
+            pipe.execute()
 
 
 def _case_id_of(unacked_entry: bytes) -> int | None:
@@ -118,9 +141,10 @@ def add_consumer(*, node: str, queue: str) -> None:
     app.control.add_consumer(queue, destination=[worker_hostname(node)], reply=False)
 
 
-def cancel_consumer(*, node: str, queue: str) -> None:
+def cancel_consumer(*, node: str, queue: str, confirm: bool = False) -> None:
+    """Tell the node's worker to stop consuming `queue`; with `confirm`, wait (a second at most) until it has."""
     logger.info("telling node %s to stop consuming %s", node, queue)
-    app.control.cancel_consumer(queue, destination=[worker_hostname(node)], reply=False)
+    app.control.cancel_consumer(queue, destination=[worker_hostname(node)], reply=confirm, timeout=1)
 
 
 def ping(*, node: str, timeout: float = 1.0) -> bool:
@@ -140,3 +164,105 @@ def machine_lock(*, node_id: int, timeout: int):
     """One SSH operation at a time per machine, across every control process; freed after `timeout` s if
     its holder died."""
     return _redis().lock(f"testhub:machine-lock:{node_id}", timeout=timeout)
+
+
+# --- the broker users of test machines ------------------------------------------------------------------------
+
+# What a worker runs against Redis (kombu's transport, Celery's result backend and remote control), nothing
+# more: no KEYS/SCAN, FLUSH*, CONFIG, CLIENT KILL, ACL or SCRIPT.
+_WORKER_COMMANDS = [
+    "+@connection", "+select", "+info", "+client|setname", "+client|id",
+    "+brpop", "+lpush", "+rpush", "+llen", "+lrange", "+ltrim",
+    "+sadd", "+smembers", "+srem",
+    "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zrevrangebyscore", "+zcount",
+    "+hset", "+hget", "+hdel",
+    "+get", "+set", "+setex", "+del", "+exists", "+expire", "+pexpire", "+mget", "+incr", "+incrby", "+decr",
+    "+multi", "+exec", "+watch", "+unwatch", "+discard",
+    "+subscribe", "+unsubscribe", "+psubscribe", "+punsubscribe",
+    "+eval", "+evalsha", "+script|load",  # redis-py's locks (kombu's mutex); a script's commands obey the ACL too
+]  # fmt: skip
+_PRIORITY_SEPARATOR = "\x06\x16"
+
+
+def _queue(queue: str) -> list[str]:
+    """A kombu queue is a list per priority level: the queue's own key, and the key with a level appended."""
+    return [f"~{queue}", f"~{queue}{_PRIORITY_SEPARATOR}?"]
+
+
+def node_user_rules(*, node: str, queues: set[str]) -> list[str]:
+    """The ACL of a test machine's broker user: its own queues and its own record of the messages it holds, the
+    events list (append only), the cancelled set (read only), the report callback queue (append only), and
+    Celery's bookkeeping; nothing of the control plane's, nothing of another machine's.
+
+    Redis 7 selectors, "(keys commands)", tie a command to the keys and channels it may touch: a machine may
+    LPUSH onto the events list, but neither read, trim nor delete it.
+    """
+    db = url_db(app.conf.broker_url)  # remote control is heard on the db it is sent on: the control plane's
+    own = sorted({f"node.{node}", f"{worker_hostname(node)}.celery.pidbox", *queues})
+    keys = [
+        *(rule for queue in own for rule in _queue(queue)),
+        *(f"~{key}" for key in unacked_keys(node).values()),
+        "%R~_kombu.binding.*",  # routing tables: read, and declare its own queues in them
+        *(f"~_kombu.binding.{queue}" for queue in [*own, CHORD_QUEUE, "celery.pidbox", "celeryev"]),
+        "~celery-task-meta-*",  # results and chord counters
+        "~celery-taskset-meta-*",
+    ]
+    listens = [f"&/{db}.celery.pidbox"]  # remote control from the control plane; it may not speak on it
+    append_only = [
+        EVENTS_KEY,
+        CHORD_QUEUE,
+        f"{CHORD_QUEUE}{_PRIORITY_SEPARATOR}?",
+        "*.reply.celery.pidbox",
+        "celeryev.*",
+    ]
+    selectors = [
+        "(" + " ".join(f"%W~{key}" for key in append_only) + " +lpush +rpush +llen)",  # (llen: publishing declares)
+        f"(%R~{CANCELLED_KEY} +zrange)",
+        f"(+publish &/{db}.celeryev/* &celery-task-meta-*)",  # task events for Flower, and results
+    ]
+    return ["resetkeys", "resetchannels", "-@all", *_WORKER_COMMANDS, *keys, *listens, *selectors]
+
+
+_USER_DIGEST_KEY = "testhub:broker-user:{username}"
+
+
+def node_user_set(*, username: str, password: str, rules: list[str], digest: str) -> None:
+    """Create or replace a test machine's broker user; `digest` marks which rules it now has."""
+    _redis().execute_command("ACL", "SETUSER", username, "reset", "on", f">{password}", *rules)
+    _redis().set(_USER_DIGEST_KEY.format(username=username), digest)
+
+
+def node_user_current(*, username: str, digest: str) -> bool:
+    """Whether the user exists with the rules `digest` stands for (both are gone after a Redis restart)."""
+    return _redis().get(_USER_DIGEST_KEY.format(username=username)) == digest.encode()
+
+
+def node_user_delete(*, username: str) -> None:
+    with _redis().pipeline() as pipe:
+        pipe.execute_command("ACL", "DELUSER", username)
+        pipe.delete(_USER_DIGEST_KEY.format(username=username))
+        pipe.execute()
+
+
+def broker_users_supported() -> bool:
+    """ACL selectors and read- or write-only keys need Redis 7 (the embedded demo's Redis is 6.2)."""
+    return _major_version(app.conf.broker_url) >= 7
+
+
+@functools.cache
+def _major_version(broker_url: str) -> int:
+    return int(str(_redis().info("server").get("redis_version", "0")).split(".")[0])
+
+
+def url_with_user(url: str, *, username: str, password: str) -> str:
+    """`url` signing in as `username`."""
+    parts = urlsplit(url)
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def url_db(url: str) -> int:
+    path = urlsplit(url).path.strip("/")
+    return int(path) if path.isdigit() else 0

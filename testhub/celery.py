@@ -1,18 +1,43 @@
 """The control plane's Celery app: dispatch, recording, reports and reconciling run on queue `control`."""
 
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, Task, signals
+
+from worker.protocol import CHORD_QUEUE, CONTROL_QUEUE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testhub.settings")
+logger = logging.getLogger(__name__)
+REPORT_TASK = "reporting.build_report"
 
-app = Celery("testhub")
+
+class ControlTask(Task):
+    """A control-plane task. Test machines may write to one control queue (CHORD_QUEUE, where the worker
+    that ends a task's last case sends the report callback): nothing but report builds runs from it."""
+
+    def __call__(self, *args, **kwargs):
+        queue = (getattr(self.request, "delivery_info", None) or {}).get("routing_key")
+        if queue == CHORD_QUEUE and self.name != REPORT_TASK:
+            logger.warning("refused %s from %s: only report builds are taken from that queue", self.name, queue)
+            return None
+        return super().__call__(*args, **kwargs)
+
+
+app = Celery("testhub", task_cls=ControlTask)
+
+
+@signals.celeryd_after_setup.connect
+def _report_callbacks_too(sender, instance, **kwargs):
+    """A control worker also takes the report callbacks the test machines send."""
+    if CONTROL_QUEUE in instance.app.amqp.queues.consume_from:
+        instance.app.amqp.queues.select_add(CHORD_QUEUE)
 
 
 def configure(celery_app: Celery) -> None:
     from django.conf import settings
 
-    from worker.protocol import CONTROL_QUEUE, celery_settings
+    from worker.protocol import celery_settings
 
     celery_app.conf.update(
         celery_settings(

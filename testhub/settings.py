@@ -197,6 +197,10 @@ TESTHUB_SSH_CONNECT_TIMEOUT = env_int("TESTHUB_SSH_CONNECT_TIMEOUT", 10)
 TESTHUB_SSH_COMMAND_TIMEOUT = env_int("TESTHUB_SSH_COMMAND_TIMEOUT", 900)
 # The broker URL as the test machines reach it (the control plane's REDIS_URL may name a host they cannot).
 TESTHUB_WORKER_BROKER_URL = env_str("TESTHUB_WORKER_BROKER_URL", "") or REDIS_URL
+# Each test machine's worker signs in to Redis as a user of its own, who may reach only its queues, append to
+# the events list and read the cancelled set (needs Redis 7; the control plane's user must be allowed ACL).
+TESTHUB_NODE_BROKER_USERS = env_bool("TESTHUB_NODE_BROKER_USERS", True)
+TESTHUB_BROKER_USER_PREFIX = env_str("TESTHUB_BROKER_USER_PREFIX", "testhub-node-")
 # How long a deploy waits for the new worker to answer; a warm shutdown first lets a running case finish.
 TESTHUB_DEPLOY_VERIFY_SECONDS = env_int("TESTHUB_DEPLOY_VERIFY_SECONDS", 900)
 # Prometheus scrapes /metrics with "Authorization: Bearer <this>" (lab managers may read it signed in).
@@ -205,6 +209,8 @@ TESTHUB_METRICS_TOKEN = env_str("TESTHUB_METRICS_TOKEN", "")
 # HMAC-SHA256 of the body under TESTHUB_WEBHOOK_SECRET in the X-TestHub-Signature header.
 TESTHUB_WEBHOOK_URL = env_str("TESTHUB_WEBHOOK_URL", "")
 TESTHUB_WEBHOOK_SECRET = env_str("TESTHUB_WEBHOOK_SECRET", "")
+# An HTTP proxy every webhook delivery goes through (the lab's way out), e.g. http://proxy.lab:3128.
+TESTHUB_WEBHOOK_PROXY = env_str("TESTHUB_WEBHOOK_PROXY", "")
 # Where people reach TestHub: links in reports and product test results.
 TESTHUB_PUBLIC_URL = env_str("TESTHUB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api import ProductViewSet, TestToolViewSet
-from execution.api import CaseViewSet, TaskCaseList, TaskViewSet, TemplateViewSet
+from execution.api import CaseViewSet, TaskCaseList, TaskViewSet, TemplateViewSet, WebhookHostViewSet
 from nodes.api import NodeOperationViewSet, NodeViewSet
 from reporting.api import ReportViewSet
 from testhub.auth import SessionLoginView, TokenLoginView, TokenLogoutView
@@ -20,6 +20,7 @@ router.register("tasks", TaskViewSet, basename="task")
 router.register("cases", CaseViewSet, basename="case")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("reports", ReportViewSet, basename="report")
+router.register("webhook-hosts", WebhookHostViewSet, basename="webhook-host")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/docs/", permanent=False)),

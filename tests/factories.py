@@ -30,6 +30,7 @@ class LabManagerFactory(UserFactory):
 
 
 class TesterFactory(UserFactory):
+    __test__ = False  # not a pytest test class, whatever its name says
     role = _joins(TESTERS)
 
 

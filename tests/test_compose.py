@@ -11,9 +11,9 @@ from django.core.management import get_commands
 PROJECT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((PROJECT / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-# Read by the worker's command line, by the images (PostgreSQL) or by compose itself.
-OUTSIDE_SETTINGS = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD",
-                    "TESTHUB_NODE", "TESTHUB_BROKER_URL"}  # fmt: skip
+# Read by the images (PostgreSQL, Redis, the demo machines), by Flower, or by compose itself.
+OUTSIDE_SETTINGS = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH",
+                    "TESTHUB_DEMO_MACHINE_PASSWORD"}  # fmt: skip
 
 
 def _settings_read_from_the_environment() -> set[str]:
@@ -41,10 +41,10 @@ def test_every_service_has_a_healthcheck():
     assert [name for name, service in SERVICES.items() if "healthcheck" not in service] == []
 
 
-def test_redis_keeps_its_data_and_never_evicts_queued_work():
-    command = SERVICES["redis"]["command"]
-    assert command[command.index("--appendonly") : command.index("--appendonly") + 2] == ["--appendonly", "yes"]
-    assert "noeviction" in command
+def test_redis_keeps_its_data_never_evicts_queued_work_and_asks_for_a_password():
+    command = " ".join(SERVICES["redis"]["command"])
+    assert "--appendonly yes" in command and "--maxmemory-policy noeviction" in command
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
 
 
 def test_data_lives_in_named_volumes():
@@ -53,9 +53,40 @@ def test_data_lives_in_named_volumes():
     assert used == declared == {"pgdata", "redisdata", "media"}
 
 
-def test_there_is_one_beat_and_flower_asks_for_a_password():
+def test_there_is_one_beat_and_flowers_password_is_not_on_its_command_line():
     assert SERVICES["beat"]["deploy"]["replicas"] == 1
-    assert "--basic-auth=" in " ".join(SERVICES["flower"]["command"])
+    assert "basic-auth" not in " ".join(SERVICES["flower"]["command"])
+    assert "FLOWER_BASIC_AUTH=" in (PROJECT / "testhub.env.example").read_text()
+
+
+def _example_settings() -> dict[str, str]:
+    lines = (PROJECT / "testhub.env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def test_the_control_plane_refuses_to_start_with_the_examples_placeholders(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **_example_settings(), "TESTHUB_DATA_DIR": str(tmp_path)}
+    started = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode != 0 and "placeholder (CHANGE-ME)" in started.stderr
+
+
+@pytest.mark.parametrize(("service", "variable"), [("db", "POSTGRES_PASSWORD"), ("redis", "REDIS_PASSWORD")])
+def test_the_servers_refuse_to_start_with_the_examples_placeholder(service, variable):
+    started = SERVICES[service].get("entrypoint") or SERVICES[service]["command"]
+    assert f"case \"$${variable}\" in ''|*CHANGE-ME*) " in " ".join(started) and "exit 1" in " ".join(started)
+
+
+def test_every_secret_in_the_example_is_a_placeholder():
+    secrets = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "SECRET_KEY", "TESTHUB_ENCRYPTION_KEYS", "FLOWER_BASIC_AUTH",
+               "TESTHUB_METRICS_TOKEN", "TESTHUB_WEBHOOK_SECRET", "TESTHUB_DEMO_MACHINE_PASSWORD"}  # fmt: skip
+    example = _example_settings()
+    assert all("CHANGE-ME" in example[name] for name in secrets)
 
 
 def test_every_variable_compose_sets_is_one_the_project_reads():
@@ -84,15 +115,18 @@ def test_every_control_plane_command_is_a_real_entry_point(name):
             pytest.fail(f"{name}: unknown command {words}")
 
 
-def test_the_test_machines_run_the_worker_from_a_script_in_the_project():
+def test_the_test_machines_are_ssh_hosts_the_control_plane_deploys_to():
     dockerfile = (PROJECT / SERVICES["demo-node-1"]["build"]["dockerfile"]).read_text()
-    entrypoint = PROJECT / "docker" / "node-entrypoint.sh"
-    assert "node-entrypoint.sh" in dockerfile and entrypoint.is_file()
-    assert "exec python -m worker --node" in entrypoint.read_text()
+    entrypoint = (PROJECT / "docker" / "node-entrypoint.sh").read_text()
+    assert "node-entrypoint.sh" in dockerfile and "exec /usr/sbin/sshd" in entrypoint
+    assert "python -m worker" not in entrypoint and "*CHANGE-ME*" in entrypoint
+    addresses = {SERVICES[name]["networks"]["default"]["ipv4_address"] for name in ("demo-node-1", "demo-node-2")}
+    readme = (PROJECT / "README.md").read_text()
+    assert all(f"={address}" in readme for address in addresses)
 
 
 def test_the_readme_documents_the_commands_compose_runs():
     readme = (PROJECT / "README.md").read_text()
     for fragment in ["celery -A testhub worker -Q control", "celery -A testhub beat", "gunicorn testhub.wsgi",
-                     "python -m worker --node", "docker compose up"]:  # fmt: skip
+                     "python -m worker", "docker compose up", "seed_demo --machine"]:  # fmt: skip
         assert fragment in readme

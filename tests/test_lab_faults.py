@@ -2,7 +2,6 @@
 and control workers dying, names that differ only in case. Nothing is lost, nothing is counted twice, and
 the lab keeps going."""
 
-import json
 import os
 import signal
 import time
@@ -16,6 +15,7 @@ from catalog.models import Product, ProductTool
 from execution.models import Case, RejectedEvent, Task
 from nodes.models import Node
 from reporting.models import Report
+from tests.events import signed, signed_payload
 from tests.lab import wait_for
 from tests.servers import database_outage
 from worker.protocol import EVENTS_KEY
@@ -63,15 +63,17 @@ def test_malformed_events_are_set_aside_with_their_reason_and_the_rest_is_record
     event = {"type": "case", "kind": "finished", "case_id": _case(task, "sleep_2_a").pk, "task_id": task.pk}
     lab.redis.lpush(
         EVENTS_KEY,
-        b"not json at all",
-        json.dumps({**event, "node": "n1", "status": "passed"}),  # no time
-        json.dumps({**event, "node": "n1", "status": "passed", "at": "yesterday"}),
-        json.dumps({**event, "node": "n1", "status": "exploded", "at": "2026-01-01T00:00:00Z"}),
+        b"not an envelope at all",
+        signed_payload(b"not json", node=node),
+        signed({**event, "node": "n1", "status": "passed"}),  # no time
+        signed({**event, "node": "n1", "status": "passed", "at": "yesterday"}),
+        signed({**event, "node": "n1", "status": "exploded", "at": "2026-01-01T00:00:00Z"}),
     )
     report = _wait_closed(task)
     assert report.passed == 1 and _case(task, "sleep_2_a").attempts == 1
     reasons = sorted(RejectedEvent.objects.values_list("reason", flat=True))
-    assert len(reasons) == 4
+    assert len(reasons) == 5
+    assert any("not a signed event" in reason for reason in reasons)
     assert any("Invalid JSON" in reason for reason in reasons)
     assert any("at: Field required" in reason for reason in reasons)
     assert any("status:" in reason for reason in reasons)
@@ -178,10 +180,44 @@ def test_two_products_whose_names_differ_only_in_case_run_on_their_own_nodes(lab
 
 
 def test_a_worker_exits_0_when_asked_to_stop_and_non_zero_after_a_fault(private_redis, lab):
-    lab.run("n1", "n2")
+    from nodes.services import node_broker_username
+
+    _, broken_node = lab.run("n1", "n2")
     stopped, broken = lab.workers["n1"], lab.workers["n2"]
     os.kill(stopped.pid, signal.SIGTERM)
     assert stopped.wait(timeout=30) == 0
     # A fault Celery cannot recover from: the broker refuses the command it reads queues with.
-    redis.Redis.from_url(private_redis.url).execute_command("ACL", "SETUSER", "default", "-brpop")
+    client = redis.Redis.from_url(private_redis.url)
+    client.execute_command("ACL", "SETUSER", node_broker_username(broken_node), "-brpop")
     assert broken.wait(timeout=30) != 0  # so a supervisor that restarts on failure restarts it
+
+
+def test_test_code_sees_none_of_its_workers_settings_or_secrets(lab, api, tester):
+    from nodes.services import node_worker_settings
+
+    (node,) = lab.run("n1")
+    secrets = node_worker_settings(node=node, broker_url=lab.redis_url)
+    task = _submit(api.as_user(tester), lab, ["env_a"])
+    assert _wait_closed(task).passed == 1
+    log = _case(task, "env_a").log
+    assert "PATH=" in log and "TESTHUB_" not in log and "REDIS" not in log and "DATABASE_URL" not in log
+    assert secrets["TESTHUB_NODE_KEY"] not in log and secrets["TESTHUB_BROKER_URL"] not in log
+
+
+def test_a_machine_can_send_the_control_plane_nothing_but_report_callbacks(lab, api, tester):
+    from celery import Celery
+
+    from execution.models import TaskTemplate
+    from nodes.services import node_worker_settings
+    from worker.protocol import CHORD_QUEUE, celery_settings
+
+    (node,) = lab.run("n1")
+    template = TaskTemplate.objects.create(name="t", product=lab.product, tool=lab.tool, cases=["pass_a"])
+    # What test code holding its worker's credentials could send: a control task on the one queue it may write.
+    stolen = Celery("stolen", set_as_current=False)
+    broker_url = node_worker_settings(node=node, broker_url=lab.redis_url)["TESTHUB_BROKER_URL"]
+    stolen.conf.update(celery_settings(broker_url=broker_url, visibility_timeout=3600, result_expires=3600))
+    stolen.send_task("execution.run_template", args=(template.pk,), queue=CHORD_QUEUE)
+    time.sleep(3)
+    assert not Task.objects.filter(template=template).exists()
+    assert "refused execution.run_template" in (lab.root / "control.log").read_text()

@@ -1,6 +1,5 @@
 """A node's status follows its worker: heartbeats, silence, too-old workers, maintenance and quarantine."""
 
-import json
 from datetime import timedelta
 from unittest import mock
 
@@ -11,6 +10,7 @@ from execution.models import Case
 from execution.recording import events_take
 from nodes.models import Node
 from nodes.services import node_capability_queues, nodes_mark_offline
+from tests.events import signed
 from tests.factories import CaseFactory, TaskFactory, capable_lab
 from worker.protocol import PROTOCOL_VERSION
 
@@ -43,14 +43,18 @@ def broker_calls():
 
 def record(events, capture):
     with capture(execute=True):
-        return events_take(received=[json.dumps(event).encode() for event in events])
+        return events_take(received=[signed(event) for event in events])
 
 
 def test_a_heartbeat_brings_an_offline_node_online(db, django_capture_on_commit_callbacks):
     _, _, (node,) = capable_lab(status=Node.Status.OFFLINE)
     record([heartbeat(node)], django_capture_on_commit_callbacks)
     node.refresh_from_db()
-    assert (node.status, node.worker_version, node.worker_protocol) == (Node.Status.ONLINE, "1.0.0+abc", 1)
+    assert (node.status, node.worker_version, node.worker_protocol) == (
+        Node.Status.ONLINE,
+        "1.0.0+abc",
+        PROTOCOL_VERSION,
+    )
 
 
 def test_a_worker_too_old_for_the_message_format_gets_no_work(db, broker_calls, django_capture_on_commit_callbacks):

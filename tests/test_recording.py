@@ -14,15 +14,23 @@ from django.utils import timezone
 from execution.models import Case, RejectedEvent
 from execution.recording import events_take
 from execution.services import cases_requeue_from_silent_nodes
+from nodes.capabilities import capability_queue
 from nodes.models import Node
+from nodes.services import node_event_key
+from tests.events import signed, signed_payload
 from tests.factories import CaseFactory, NodeFactory, TaskFactory
-from worker.protocol import RUN_CASE_TASK
+from worker.protocol import PROTOCOL_VERSION, RUN_CASE_TASK
+from worker.transport import unacked_keys
 
 pytestmark = pytest.mark.django_db
 
 
 def _finished(case: Case, node: Node, **fields) -> bytes:
-    event = {
+    return signed(_finished_event(case, node, **fields))
+
+
+def _finished_event(case: Case, node: Node, **fields) -> dict:
+    return {
         "type": "case",
         "kind": "finished",
         "case_id": case.pk,
@@ -33,12 +41,11 @@ def _finished(case: Case, node: Node, **fields) -> bytes:
         "exit_code": 0,
         **fields,
     }
-    return json.dumps(event).encode()
 
 
 def _heartbeat(node: Node) -> bytes:
-    beat = {"type": "heartbeat", "node": node.name, "at": timezone.now().isoformat(), "version": "1", "protocol": 1}
-    return json.dumps({**beat, "slots": 1, "queues": []}).encode()
+    beat = {"type": "heartbeat", "node": node.name, "at": timezone.now().isoformat(), "version": "2"}
+    return signed({**beat, "protocol": PROTOCOL_VERSION, "slots": 1, "queues": []})
 
 
 def test_a_nul_byte_in_a_log_is_recorded_as_a_replacement_character():
@@ -50,19 +57,20 @@ def test_a_nul_byte_in_a_log_is_recorded_as_a_replacement_character():
 
 
 @pytest.mark.parametrize(
-    ("raw", "reason"),
+    ("payload", "reason"),
     [
         (b"{not json", "Invalid JSON"),
         (b'{"type": "case", "kind": "finished"}', "case_id: Field required"),
-        (b'{"type": "heartbeat", "node": "n", "at": "2026-02-30T25:00:00Z"}', "at:"),
-        (b'{"type": "heartbeat", "node": "n", "at": "2026-01-01T00:00:00"}', "timezone"),
+        (b'{"type": "heartbeat", "node": "NODE", "at": "2026-02-30T25:00:00Z"}', "at:"),
+        (b'{"type": "heartbeat", "node": "NODE", "at": "2026-01-01T00:00:00"}', "timezone"),
         (b'{"type": "telegram"}', "does not match any of the expected tags"),
         (b'{"type": "case", "kind": "finished", "case_id": "1; DROP TABLE", "task_id": 1}', "case_id"),
     ],
 )
-def test_a_malformed_event_is_set_aside_with_its_reason_and_the_rest_is_recorded(raw, reason):
+def test_a_malformed_event_is_set_aside_with_its_reason_and_the_rest_is_recorded(payload, reason):
     node = NodeFactory(status=Node.Status.OFFLINE)
     case = CaseFactory(status="running", node=node)
+    raw = signed_payload(payload.replace(b"NODE", node.name.encode()), node=node)
     outcome = events_take(received=[raw, _finished(case, node), _heartbeat(node)])
     assert outcome.rejected == 1
     (rejected,) = RejectedEvent.objects.all()
@@ -108,33 +116,43 @@ def test_a_lab_manager_reads_the_rejected_events_in_admin(client, lab_manager):
     assert "Invalid JSON: expected value" in page
 
 
-def _unacked_run_case(client: redis.Redis, *, tag: str, case_id: int, queue: str) -> None:
-    """A run_case message as kombu keeps it while a worker holds it unacknowledged."""
-    body = base64.b64encode(json.dumps([[{"case_id": case_id}], {}, {}]).encode()).decode()
+def _held_by(client: redis.Redis, node: Node, *, case: Case) -> None:
+    """A run_case message as a worker's own record keeps it while it holds the message unacknowledged."""
+    body = base64.b64encode(json.dumps([[{"case_id": case.pk}], {}, {}]).encode()).decode()
+    tag = f"tag-{case.pk}"
     message = {
         "body": body,
         "headers": {"task": RUN_CASE_TASK, "id": tag},
         "properties": {"body_encoding": "base64", "delivery_tag": tag, "priority": 4, "delivery_info": {}},
         "content-type": "application/json",
     }
-    client.hset("unacked", tag, json.dumps([message, queue, queue]))
-    client.zadd("unacked_index", {tag: 1})
-    client.sadd(f"_kombu.binding.{queue}", f"{queue}\x06\x16\x06\x16{queue}")
+    keys = unacked_keys(node.name)
+    client.hset(keys["unacked_key"], tag, json.dumps([message, "cap.q", "cap.q"]))
+    client.zadd(keys["unacked_index_key"], {tag: 1})
 
 
-def test_the_running_case_of_a_silent_node_goes_back_to_its_queue_at_once(hearing, django_capture_on_commit_callbacks):
+def test_the_cases_a_silent_node_held_go_back_to_their_queue_at_once(hearing, django_capture_on_commit_callbacks):
     client = redis.Redis.from_url(settings.REDIS_URL)
     silent = NodeFactory(last_heartbeat=timezone.now() - timedelta(minutes=5))
     alive = NodeFactory()
-    lost = CaseFactory(status="running", node=silent, task=TaskFactory())
-    busy = CaseFactory(status="running", node=alive, task=lost.task)
-    _unacked_run_case(client, tag="tag-lost", case_id=lost.pk, queue="cap.q")
-    _unacked_run_case(client, tag="tag-busy", case_id=busy.pk, queue="cap.q")
+    task = TaskFactory()
+    running_there = CaseFactory(status="running", node=silent, task=task)
+    taken_not_announced = CaseFactory(status="queued", task=task)
+    running_elsewhere = CaseFactory(status="running", node=alive, task=task)
+    _held_by(client, silent, case=running_there)
+    _held_by(client, silent, case=taken_not_announced)
+    _held_by(client, alive, case=running_elsewhere)
     with django_capture_on_commit_callbacks(execute=True):
-        assert cases_requeue_from_silent_nodes() == [lost.pk]
-    assert Case.objects.get(pk=lost.pk).status == "queued" and Case.objects.get(pk=busy.pk).status == "running"
-    assert client.hkeys("unacked") == [b"tag-busy"]  # the lost case's message is back on its queue
-    assert client.llen("cap.q\x06\x164") + client.llen("cap.q") == 1
+        requeued = cases_requeue_from_silent_nodes()
+    assert sorted(requeued) == sorted([running_there.pk, taken_not_announced.pk])
+    assert Case.objects.get(pk=running_there.pk).status == "queued"
+    assert Case.objects.get(pk=running_elsewhere.pk).status == "running"
+    assert client.hlen(unacked_keys(silent.name)["unacked_key"]) == 0  # its old messages are forgotten
+    assert client.hlen(unacked_keys(alive.name)["unacked_key"]) == 1
+    queue = capability_queue(product=task.product, tool=task.tool)
+    published = [json.loads(raw) for key in client.keys(f"{queue}*") for raw in client.lrange(key, 0, -1)]
+    cases = sorted(json.loads(base64.b64decode(m["body"]))[0][0]["case_id"] for m in published)
+    assert cases == sorted(requeued)
 
 
 def test_only_the_newest_rejected_events_are_kept():
@@ -143,3 +161,49 @@ def test_only_the_newest_rejected_events_are_kept():
     RejectedEvent.objects.bulk_create(RejectedEvent(reason=f"r{i}", payload="") for i in range(12))
     assert rejected_events_prune(keep=5) == 7
     assert set(RejectedEvent.objects.values_list("reason", flat=True)) == {f"r{i}" for i in range(7, 12)}
+
+
+def _rejected_for(raw: bytes) -> str:
+    outcome = events_take(received=[raw])
+    assert outcome.rejected == 1 and outcome.recorded == 0
+    return RejectedEvent.objects.get().reason
+
+
+def test_an_unsigned_event_is_set_aside_saying_the_worker_is_too_old():
+    node = NodeFactory()
+    case = CaseFactory(status="running", node=node)
+    assert "deploy it again" in _rejected_for(json.dumps(_finished_event(case, node)).encode())
+    assert Case.objects.get(pk=case.pk).status == "running"
+
+
+def test_an_event_signed_with_another_key_is_set_aside():
+    node = NodeFactory()
+    node_event_key(node=node)
+    case = CaseFactory(status="queued")
+    assert "someone else wrote it" in _rejected_for(signed(_finished_event(case, node), key="stolen?"))
+    assert Case.objects.get(pk=case.pk).status == "queued"
+
+
+def test_a_node_cannot_speak_for_another_node():
+    honest, other = NodeFactory(), NodeFactory()
+    case = CaseFactory(status="queued")
+    event = _finished_event(case, other)
+    raw = signed(event, key=node_event_key(node=honest))
+    raw = raw.replace(other.name.encode(), honest.name.encode(), 1)  # the envelope says honest, the event other
+    assert "claims to come from" in _rejected_for(raw)
+
+
+def test_a_node_cannot_report_a_case_it_was_never_given():
+    node = NodeFactory()
+    case = CaseFactory(status="queued")  # another tester's case, still in its queue
+    assert "never given that case" in _rejected_for(signed({**_finished_event(case, node), "token": "guess"}))
+    assert Case.objects.get(pk=case.pk).status == "queued"
+
+
+def test_a_node_cannot_end_a_case_another_node_is_running():
+    runner, other = NodeFactory(), NodeFactory()
+    case = CaseFactory(status="running", node=runner, attempts=1)
+    events_take(received=[_finished(case, other, status="passed")])
+    assert Case.objects.get(pk=case.pk).status == "running"
+    events_take(received=[_finished(case, runner, status="failed", exit_code=1)])
+    assert Case.objects.get(pk=case.pk).status == "failed"

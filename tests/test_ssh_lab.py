@@ -221,3 +221,34 @@ def test_removing_a_node_stops_its_worker_for_good_and_deletes_testhubs_files(ss
     assert workers.returncode == 1, "a worker or its supervisor still runs"
     assert not (machine.home / "testhub/worker").exists()
     assert not (machine.home / "testhub/products").exists() or not any((machine.home / "testhub/products").iterdir())
+
+
+def test_seed_demo_makes_ssh_machines_the_demo_lab_which_then_runs_the_demo_suite(
+    ssh_lab, api, tester, machines, monkeypatch
+):
+    import io
+
+    from django.core.management import call_command
+
+    from catalog.models import Product, TestTool
+    from testhub.management.commands.demo import _demo_cases
+
+    machine = machines[0]
+    monkeypatch.setenv("TESTHUB_DEMO_MACHINE_PASSWORD", machine.password)
+    call_command(
+        "seed_demo",
+        "--machine", f"demo-m={machine.host}:{machine.port}",
+        "--ssh-user", machine.username,
+        "--install-root", f"{machine.home}/testhub",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    node = Node.objects.get(name="demo-m")
+    ssh_lab.wait_online(node, timeout=120)
+    wait_for(lambda: not node.installs.exclude(state=InstallState.INSTALLED).exists(), timeout=60, message="installs")
+    product, tool = Product.objects.get(name="demo-calculator"), TestTool.objects.get(name="pytest")
+    body = {"name": "demo", "product": product.pk, "tool": tool.pk}
+    body["cases"] = [f"tests/test_calc.py::{name}" for name in _demo_cases()]
+    response = api.as_user(tester).post("/api/tasks/", body, format="json")
+    assert response.status_code == 201, response.content
+    report = wait_finished(Task.objects.get(pk=response.json()["id"]), timeout=120)
+    assert (report.passed, report.failed) == (7, 1)  # the calculator's one real bug

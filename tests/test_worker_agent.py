@@ -108,12 +108,12 @@ def test_a_case_that_cannot_even_be_started_ends_as_an_error_result_not_an_excep
     import redis
 
     from worker.app import create_app, run_case
-    from worker.protocol import EVENTS_KEY
+    from worker.protocol import EVENTS_KEY, event_signature
 
     (tmp_path / "p").mkdir()
     (tmp_path / "t").mkdir()
     path = _manifest(tmp_path, tmp_path / "p", tmp_path / "t")
-    app = create_app(node="n", broker_url=settings.REDIS_URL, manifest_path=path, workdir=tmp_path / "w")
+    app = create_app(node="n", node_key="k", broker_url=settings.REDIS_URL, manifest_path=path, workdir=tmp_path / "w")
     events = redis.Redis.from_url(settings.REDIS_URL)
     events.delete(EVENTS_KEY)
     task = SimpleNamespace(app=app, request=SimpleNamespace(retries=0, id="x", hostname="testhub@n"))
@@ -122,7 +122,9 @@ def test_a_case_that_cannot_even_be_started_ends_as_an_error_result_not_an_excep
         "tool": "pytest", "tool_version": "8", "command": "{tool_path}/run {case} {nope}", "timeout": 5,
     }  # fmt: skip
     assert run_case(task, job) == {"case": 1, "status": "error"}
-    finished = json.loads(events.lpop(EVENTS_KEY))
+    node, signature, payload = events.lpop(EVENTS_KEY).split(b"\n", 2)
+    finished = json.loads(payload)
+    assert node == b"n" and signature.decode() == event_signature("k", payload)
     assert finished["status"] == "error" and "KeyError" in finished["log"]
 
 
@@ -162,3 +164,15 @@ def test_cancellations_read_while_the_broker_is_away_keep_the_last_known_set():
     app = SimpleNamespace(backend=SimpleNamespace(client=Unreachable()))
     assert cancelled.contains(app, 7) is True
     assert cancelled.contains(app, 8) is False
+
+
+def test_a_case_runs_with_a_clean_environment_without_the_workers_settings(tmp_path):
+    worker_env = {
+        **{"PATH": "/usr/bin:/bin", "HOME": "/home/lab", "LC_ALL": "C.UTF-8", "JAVA_HOME": "/opt/jdk"},
+        **{"TESTHUB_BROKER_URL": "redis://:secret@control:6379/0", "TESTHUB_NODE_KEY": "k", "REDIS_URL": "r"},
+        **{"CELERY_BROKER_URL": "redis://y", "DJANGO_SETTINGS_MODULE": "x"},
+    }
+    env = runner.case_environment(("JAVA_HOME", "TESTHUB_NODE_KEY", "REDIS_URL"), source=worker_env)
+    assert env == {"PATH": "/usr/bin:/bin", "HOME": "/home/lab", "LC_ALL": "C.UTF-8", "JAVA_HOME": "/opt/jdk"}
+    outcome = runner.run(["env"], workdir=tmp_path / "w", timeout=5, env=env)
+    assert "TESTHUB" not in outcome.log and "JAVA_HOME=/opt/jdk" in outcome.log

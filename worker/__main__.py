@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--node", default=os.environ.get("TESTHUB_NODE"), help="the node's name in TestHub")
     parser.add_argument("--broker", default=os.environ.get("TESTHUB_BROKER_URL"), help="Redis URL of the broker")
+    parser.add_argument(
+        "--node-key", default=os.environ.get("TESTHUB_NODE_KEY"), help="the node's key, which signs its events"
+    )
+    parser.add_argument(
+        "--case-env",
+        default=os.environ.get("TESTHUB_CASE_ENV", ""),
+        help="comma-separated names of more environment variables the cases may see (never TESTHUB_* or a broker's)",
+    )
     parser.add_argument("--manifest", default=os.environ.get("TESTHUB_MANIFEST", "/opt/testhub/manifest.json"))
     parser.add_argument("--workdir", default=os.environ.get("TESTHUB_WORKDIR", str(Path.home() / ".testhub" / "work")))
     parser.add_argument("--slots", type=int, default=_env_int("TESTHUB_SLOTS", 1), help="cases run at once")
@@ -39,15 +47,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--node (or TESTHUB_NODE) is required")
     if not args.broker:
         parser.error("--broker (or TESTHUB_BROKER_URL) is required")
+    if not args.node_key:
+        parser.error("--node-key (or TESTHUB_NODE_KEY) is required: the control plane gives it with the node")
 
     manifest_path = Path(args.manifest)
     app = create_app(
         node=args.node,
+        node_key=args.node_key,
         broker_url=args.broker,
         manifest_path=manifest_path,
         workdir=Path(args.workdir),
         slots=args.slots,
         visibility_timeout=args.visibility_timeout,
+        case_env=tuple(name.strip() for name in args.case_env.split(",") if name.strip()),
     )
     queues = [f"node.{args.node}"]
     exit_code = _run(

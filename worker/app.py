@@ -1,6 +1,5 @@
 """The worker's Celery app and its one task, `run_case`."""
 
-import json
 import logging
 import os
 import time
@@ -24,7 +23,9 @@ from worker.protocol import (
     Heartbeat,
     celery_settings,
     clean_text,
+    event_envelope,
 )
+from worker.transport import unacked_keys
 
 logger = logging.getLogger("testhub.worker")
 HEARTBEAT_SECONDS = 5
@@ -39,19 +40,29 @@ def _now() -> str:
 def create_app(
     *,
     node: str,
+    node_key: str,
     broker_url: str,
     manifest_path: Path,
     workdir: Path,
     slots: int = 1,
     visibility_timeout: int = 4 * 3600,
     result_expires: int = 7 * 24 * 3600,
+    case_env: tuple[str, ...] = (),
 ) -> Celery:
     app = Celery("testhub-worker")
     app.conf.update(
         celery_settings(broker_url=broker_url, visibility_timeout=visibility_timeout, result_expires=result_expires)
     )
+    # A record of its own of the messages it holds, and no handing out of others' (worker/transport.py).
+    app.conf.broker_transport = "worker.transport:Transport"
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, **unacked_keys(node)}
     app.conf.update(
-        testhub_node=node, testhub_manifest=Path(manifest_path), testhub_workdir=Path(workdir), testhub_slots=slots
+        testhub_node=node,
+        testhub_node_key=node_key,
+        testhub_manifest=Path(manifest_path),
+        testhub_workdir=Path(workdir),
+        testhub_slots=slots,
+        testhub_case_env=runner.case_environment(case_env),
     )
     app.task(name=RUN_CASE_TASK, bind=True)(run_case)
     app.steps["consumer"].add(HeartbeatStep)
@@ -65,7 +76,7 @@ def publish_event(app: Celery, message: dict, *, retry: bool = True) -> None:
     once Redis is back); without, one attempt (a heartbeat: the next one follows in seconds).
     One LPUSH, a tenth of what a full Celery message costs: a case sends one or two of these.
     """
-    payload = json.dumps(message)
+    payload = event_envelope(node=app.conf.testhub_node, key=app.conf.testhub_node_key, message=message)
     delay = 0.2
     while True:
         try:
@@ -121,7 +132,10 @@ class CaseRun:
         self.announced = False
 
     def report(self, kind: str, **fields) -> None:
-        event = CaseEvent(kind=kind, case_id=self.case.case_id, task_id=self.case.task_id, node=self.node, at=_now())
+        case = self.case
+        event = CaseEvent(
+            kind=kind, case_id=case.case_id, task_id=case.task_id, node=self.node, at=_now(), token=case.token
+        )
         for name, value in fields.items():
             setattr(event, name, clean_text(value, limit=EVENT_TEXT_LIMIT) if isinstance(value, str) else value)
         publish_event(self.app, event.to_message())
@@ -162,16 +176,12 @@ class CaseRun:
         )
 
     def infrastructure_error(self, problem: Exception) -> dict:
-        """This machine cannot run the case: say so, stop taking its capability, and let another node retry it."""
-        case, request = self.case, self.task.request
+        """This machine cannot run the case: say so. The control plane takes the capability from this node and
+        hands the case to another while attempts remain."""
         reason = f"{self.node}: {problem}"
-        queue = case.queue or (request.delivery_info or {}).get("routing_key", "")
-        logger.warning("case %s of task %s: infrastructure error: %s", case.case_id, case.task_id, reason)
-        self.report("infra_error", reason=reason, queue=queue)
-        _stop_consuming(self.app, queue=queue, hostname=request.hostname)
-        if case.max_attempts - 1 - request.retries > 0:
-            raise self.task.retry(countdown=0, max_retries=case.max_attempts - 1) from None
-        return self.finish("error", log=f"[TestHub: infrastructure error, no attempts left] {reason}\n")
+        logger.warning("case %s of task %s: infrastructure error: %s", self.case.case_id, self.case.task_id, reason)
+        self.report("infra_error", reason=reason, queue=self.case.queue)
+        return {"case": self.case.case_id, "status": "infra_error"}
 
 
 def run_case(self, job: dict) -> dict:
@@ -188,6 +198,7 @@ def run_case(self, job: dict) -> dict:
             timeout=attempt.case.timeout,
             should_stop=attempt.is_cancelled,
             on_running=attempt.announce,
+            env=attempt.app.conf.testhub_case_env,
         )
     except (manifest.MissingInstall, runner.CommandNotFound) as problem:
         return attempt.infrastructure_error(problem)
@@ -195,19 +206,6 @@ def run_case(self, job: dict) -> dict:
         logger.exception("case %s of task %s could not be run", attempt.case.case_id, attempt.case.task_id)
         return attempt.finish("error", log=f"[TestHub: the case could not be run]\n{traceback.format_exc()}")
     return attempt.finish(outcome.status, exit_code=outcome.exit_code, log=outcome.log)
-
-
-def _stop_consuming(app: Celery, *, queue: str, hostname: str) -> None:
-    """This machine cannot serve the capability: stop taking its cases, so the retry goes to another node.
-
-    Waits for the worker to confirm, so the retried message cannot come straight back here.
-    """
-    if not queue:
-        return
-    try:
-        app.control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=2)
-    except Exception:
-        logger.warning("could not stop consuming %s", queue, exc_info=True)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

@@ -5,16 +5,26 @@ Bump PROTOCOL_VERSION when a message shape changes incompatibly: the control pla
 refuses to route work to a worker that reports an older one.
 """
 
+import hashlib
+import hmac
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
-PROTOCOL_VERSION = 1
+# 2: events are signed with the node's key and name the job's token; a failed install is retried by the
+# control plane, not by the worker.
+PROTOCOL_VERSION = 2
 
 RUN_CASE_TASK = "testhub.run_case"
 CONTROL_QUEUE = "control"
-# Workers push events onto this Redis list; the control plane's recorder moves them in batches to a
-# processing list of its own, records them, then drops them: a recorder that dies re-reads its list.
+# The report callback of a task's chord, sent by the worker that ends its last case: the only control-plane
+# queue a test machine may write to, and the control worker runs report builds only from it.
+CHORD_QUEUE = "control.chord"
+# Workers push events onto this Redis list (a worker's broker user may only append to it); the control
+# plane's recorder moves them in batches to a processing list of its own, records them, then drops them.
+# Each is an envelope "<node>\n<signature>\n<event JSON>": the signature (HMAC-SHA256 under the node's own
+# key) tells the recorder which node really sent it.
 EVENTS_KEY = "testhub:events"
 WORKER_HOSTNAME_PREFIX = "testhub@"
 # A sorted set: member = a cancelled task's id, score = when. Workers skip and stop that task's cases.
@@ -74,8 +84,9 @@ class CaseJob:
     tool_version: str
     command: str
     timeout: int
-    max_attempts: int = 3
-    queue: str = ""  # the capability queue it came from, which a worker stops reading when it cannot serve it
+    queue: str = ""  # the capability queue it came from
+    # Known only to the control plane and to the worker that receives this message; its events must carry it.
+    token: str = ""
 
     def to_message(self) -> dict:
         return dict(self.__dict__)  # flat fields: a plain copy, much cheaper than dataclasses.asdict
@@ -106,6 +117,7 @@ class CaseEvent:
     reason: str = ""
     queue: str = ""
     announced: bool = False
+    token: str = ""
 
     def to_message(self) -> dict:
         return {"type": "case", **self.__dict__}
@@ -122,6 +134,16 @@ class Heartbeat:
 
     def to_message(self) -> dict:
         return {"type": "heartbeat", **self.__dict__, "queues": list(self.queues)}
+
+
+def event_signature(key: str, payload: bytes) -> str:
+    return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+
+
+def event_envelope(*, node: str, key: str, message: dict) -> bytes:
+    """An event as a worker pushes it: signed with its node's key, so nobody else can speak for the node."""
+    payload = json.dumps(message).encode()
+    return b"%s\n%s\n%s" % (node.encode(), event_signature(key, payload).encode(), payload)
 
 
 def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires: int) -> dict:

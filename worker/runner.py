@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import os
+import re
 import select
 import shlex
 import shutil
@@ -16,6 +17,11 @@ from pathlib import Path
 from worker.protocol import clean_text
 
 LOG_LIMIT_BYTES = 64 * 1024
+# What a case's process inherits from the worker's environment: these names (and LC_*), plus the names a
+# lab adds with --case-env. Nothing else: the worker's own settings (its broker URL and node key above all)
+# must never reach test code.
+CASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
+_NEVER_PASSED = re.compile(r"^(TESTHUB_|CELERY|FLOWER|DJANGO_)|BROKER|REDIS", re.IGNORECASE)
 _POLL_SECONDS = 0.2
 # A case that ends sooner is reported once, when it ends: "running" for a moment is not worth a message.
 ANNOUNCE_AFTER_SECONDS = 0.25
@@ -40,6 +46,17 @@ def _split(template: str) -> tuple[str, ...]:
 def build_argv(template: str, **values: str) -> list[str]:
     """Split the template first, then fill each argument: a value never becomes more than one argument."""
     return [argument.format(**values) for argument in _split(template)]
+
+
+def case_environment(extra_names: tuple[str, ...] = (), source: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a case runs with: the allow-list and `extra_names`, never TestHub's or a broker's."""
+    source = os.environ if source is None else source
+    wanted = {*CASE_ENVIRONMENT, *extra_names}
+    return {
+        name: value
+        for name, value in source.items()
+        if (name in wanted or name.startswith("LC_")) and not _NEVER_PASSED.search(name)
+    }
 
 
 def _tail(path: Path, limit: int) -> str:
@@ -120,8 +137,10 @@ def run(
     should_stop: Callable[[], bool] = lambda: False,
     on_running: Callable[[], None] = lambda: None,
     log_limit: int = LOG_LIMIT_BYTES,
+    env: dict[str, str] | None = None,
 ) -> Outcome:
-    """Run argv in `workdir`, emptied first; kill the whole process group on timeout or stop.
+    """Run argv in `workdir`, emptied first, with `env` (case_environment() when None); kill the whole process
+    group on timeout or stop.
 
     `workdir` belongs to one slot: each case starts in it empty, and what a case leaves there stays
     until the slot's next case (handy for a look after a failure, bounded to one case's files).
@@ -138,6 +157,7 @@ def run(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so the whole tree can be killed
+                env=case_environment() if env is None else env,
             )
         except (FileNotFoundError, PermissionError) as error:
             raise CommandNotFound(f"Cannot start {argv[0]!r}: {error.strerror}.") from None

@@ -112,13 +112,20 @@ class Command(BaseCommand):
                 process.wait(timeout=30)
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _start(self, argv, name):
+    def _start(self, argv, name, env=None):
         log = (self.root / f"{name}.log").open("wb")
         process = subprocess.Popen(
-            argv, cwd=PROJECT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            argv, cwd=PROJECT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         self.processes.append(process)
         return process
+
+    def _start_node_worker(self, node, name):
+        home = self.root / node.name
+        argv = [sys.executable, "-m", "worker", "--manifest", str(home / "manifest.json"),
+                "--workdir", str(home / "work"), "--loglevel", "WARNING"]  # fmt: skip
+        return self._start(argv, name, node_services.node_worker_settings(node=node, broker_url=settings.REDIS_URL))
 
     def _lab(self, workers):
         Task.objects.all().delete()
@@ -169,13 +176,7 @@ class Command(BaseCommand):
         )  # fmt: skip
         self.node_workers = []
         for node in nodes:
-            home = self.root / node.name
-            worker = self._start(
-                [sys.executable, "-m", "worker", "--node", node.name, "--broker", settings.REDIS_URL,
-                 "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work"), "--loglevel", "WARNING"],
-                f"worker-{node.name}",
-            )  # fmt: skip
-            self.node_workers.append(worker)
+            self.node_workers.append(self._start_node_worker(node, f"worker-{node.name}"))
         _wait(lambda: Node.objects.filter(name__startswith="bench-", status="online").count() == workers, 60, "nodes")
         time.sleep(1)
 
@@ -248,13 +249,8 @@ class Command(BaseCommand):
         killed = time.monotonic()
         _wait(lambda: Node.objects.filter(pk=node.pk, status="offline").exists(), 60, "node offline", 0.05)
         offline_seconds = time.monotonic() - killed
-        home = self.root / node.name
         restarted = time.monotonic()
-        self._start(
-            [sys.executable, "-m", "worker", "--node", node.name, "--broker", settings.REDIS_URL,
-             "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work"), "--loglevel", "WARNING"],
-            f"worker-{node.name}-again",
-        )  # fmt: skip
+        self._start_node_worker(node, f"worker-{node.name}-again")
         _wait(lambda: Node.objects.filter(pk=node.pk, status="online").exists(), 60, "node online", 0.05)
         return offline_seconds, time.monotonic() - restarted
 

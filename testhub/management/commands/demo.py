@@ -22,6 +22,7 @@ from catalog.models import Product, TestTool
 from execution import services as execution_services
 from execution.models import Case, Task
 from nodes.models import Node
+from nodes.services import node_worker_settings
 from reporting.models import Report
 from testhub.demo import NODES, demo_lab_seed
 from worker import manifest as worker_manifest
@@ -94,13 +95,14 @@ class Command(BaseCommand):
         self._start([python, "-m", "celery", "-A", "testhub", "worker", "-Q", "control", "-n", "control@demo",
                      "--concurrency", "2", "--loglevel", "INFO"], "control")  # fmt: skip
         self._start([python, "-m", "celery", "-A", "testhub", "beat", "--loglevel", "INFO"], "beat")
-        # A test machine knows nothing of Django: its cases must not inherit this process's settings module.
+        # A test machine knows nothing of Django; its worker's settings come through its environment, as on a
+        # deployed machine (its key and broker password never on a command line).
         machine_env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-        for node in NODES:
-            home = self.root / node
-            self._start([python, "-m", "worker", "--node", node, "--broker", settings.REDIS_URL,
-                         "--manifest", str(home / "manifest.json"), "--workdir", str(home / "work")], node,
-                        machine_env)  # fmt: skip
+        for node in Node.objects.filter(name__in=NODES):
+            home = self.root / node.name
+            worker_env = {**machine_env, **node_worker_settings(node=node, broker_url=settings.REDIS_URL)}
+            self._start([python, "-m", "worker", "--manifest", str(home / "manifest.json"),
+                         "--workdir", str(home / "work")], node.name, worker_env)  # fmt: skip
         self._start([python, "-m", "gunicorn", "testhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"], "web")
         # The password through the environment: on the command line, `ps` would show it to everyone.
         flower_env = {**os.environ, "FLOWER_BASIC_AUTH": f"admin:{logins['admin']}"}

@@ -1,0 +1,63 @@
+"""Turning cases into run_case messages on their capability queue: as a task's chord, or one by one when a
+case is handed out again (its node could not run it)."""
+
+import logging
+
+from execution.events import case_token
+from execution.models import Case, Task
+from nodes.capabilities import capability_queue
+from testhub import broker
+from worker.protocol import CaseJob, message_priority
+
+logger = logging.getLogger(__name__)
+
+
+def case_jobs(task: Task, cases: list[tuple[int, str]]) -> list[dict]:
+    """The run_case message bodies for (case id, name) pairs of one task; each carries its case's token."""
+    queue = capability_queue(product=task.product, tool=task.tool)
+    return [
+        CaseJob(
+            case_id=case_id,
+            task_id=task.pk,
+            case_name=case_name,
+            product=task.product.name,
+            product_version=task.product.version,
+            tool=task.tool.name,
+            tool_version=task.tool.version,
+            command=task.tool.command_template,
+            timeout=task.case_timeout,
+            queue=queue,
+            token=case_token(case_id),
+        ).to_message()
+        for case_id, case_name in cases
+    ]
+
+
+def task_chord_publish(task: Task) -> int:
+    """Publish a chord of the task's queued cases, with the report as its callback; returns how many."""
+    cases = list(task.cases.filter(status=Case.Status.QUEUED).order_by("pk").values_list("pk", "name"))
+    if not cases:
+        return 0
+    broker.publish_case_chord(
+        task_id=task.pk,
+        queue=capability_queue(product=task.product, tool=task.tool),
+        priority=message_priority(task.priority),
+        jobs=case_jobs(task, cases),
+    )
+    logger.info("task %s: published %s cases", task.pk, len(cases))
+    return len(cases)
+
+
+def cases_publish_again(case_ids: list[int]) -> None:
+    """Put these queued cases on their queues again, each as a message of its own (outside the task's chord:
+    the report follows the database, which says when the last case has ended)."""
+    cases = Case.objects.filter(pk__in=case_ids, status=Case.Status.QUEUED).select_related(
+        "task__product", "task__tool"
+    )
+    for case in cases.order_by("pk"):
+        task = case.task
+        broker.publish_cases(
+            queue=capability_queue(product=task.product, tool=task.tool),
+            priority=message_priority(task.priority),
+            jobs=case_jobs(task, [(case.pk, case.name)]),
+        )

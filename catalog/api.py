@@ -28,6 +28,7 @@ class TestToolSerializer(serializers.ModelSerializer):
             "name",
             "version",
             "command_template",
+            "allow_option_like_cases",
             "case_timeout",
             "file_name",
             "download_url",

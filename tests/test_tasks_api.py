@@ -189,3 +189,18 @@ def test_a_task_name_with_a_control_character_is_refused(api, tester):
         "/api/tasks/", {"name": "night\x07ly", "product": product.pk, "tool": tool.pk, "cases": ["a"]}
     )
     assert response.status_code == 400 and "name" in response.json()
+
+
+def test_a_case_name_a_tool_would_read_as_an_option_is_refused(api, tester):
+    product, tool, _ = capable_lab()
+    response = _submit(api.as_user(tester), product, tool, ["fine", "--junitxml=/tmp/owned.xml"])
+    assert (
+        response.status_code == 400 and "option" in response.json()["detail"] and "case 1" in response.json()["detail"]
+    )
+
+
+def test_a_tool_that_ends_its_options_with_a_double_dash_may_allow_such_names(api, tester, lab_manager):
+    product, tool, _ = capable_lab()
+    patch = {"command_template": "{tool_path}/run -- {case}", "allow_option_like_cases": True}
+    assert api.as_user(lab_manager).patch(f"/api/tools/{tool.pk}/", patch).status_code == 200
+    assert _submit(api.as_user(tester), product, tool, ["--weird-but-fine"]).status_code == 201

@@ -37,9 +37,6 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).with_case_counts()
-
     @admin.display(description="progress")
     def progress_shown(self, task):
         if not task.cases_total:

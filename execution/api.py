@@ -14,19 +14,26 @@ from catalog.models import Product, TestTool
 from execution import services
 from execution.models import Case, Task, TaskTemplate, WebhookHost
 from execution.validators import CASE_NAME_MAX_LENGTH, case_names_check, validate_one_line
+from testhub.pagination import CursorPagination, OldestFirstCursorPagination
 from testhub.permissions import SubmitPermission
 from testhub.renderers import PlainTextRenderer
 from testhub.roles import is_lab_manager
 
 
 class CaseCountsSerializer(serializers.Serializer):
-    total = serializers.IntegerField(source="cases_total")
+    total = serializers.IntegerField(source="cases_total")  # kept on the task as cases change, never recounted
     queued = serializers.IntegerField(source="cases_queued")
     running = serializers.IntegerField(source="cases_running")
     passed = serializers.IntegerField(source="cases_passed")
     failed = serializers.IntegerField(source="cases_failed")
     error = serializers.IntegerField(source="cases_error")
     cancelled = serializers.IntegerField(source="cases_cancelled")
+
+
+class TaskLinksSerializer(serializers.Serializer):
+    cases = serializers.URLField()
+    report = serializers.URLField(allow_null=True)
+    download = serializers.URLField(allow_null=True, help_text="The report's .xlsx, once there is one.")
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -37,8 +44,12 @@ class TaskSerializer(serializers.ModelSerializer):
     webhook_url = serializers.SerializerMethodField(
         help_text="The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise."
     )
-    progress = serializers.SerializerMethodField(help_text="Percent of cases that have ended, 0 to 100.")
+    progress = serializers.FloatField(read_only=True, help_text="Percent of cases that have ended, 0 to 100.")
+    success_rate = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="passed / (passed + failed) x 100 so far; null before either."
+    )
     report = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    links = serializers.SerializerMethodField()
 
     class Meta:
         model = Task
@@ -55,21 +66,35 @@ class TaskSerializer(serializers.ModelSerializer):
             "status",
             "created_by",
             "rerun_of",
+            "template",
             "counts",
             "progress",
+            "success_rate",
             "report",
+            "links",
             "created_at",
             "started_at",
             "finished_at",
         ]
         read_only_fields = fields
 
-    def get_progress(self, task) -> float:
-        return task.progress
-
     def get_webhook_url(self, task) -> str:
         user = self.context["request"].user if "request" in self.context else None
         return task.webhook_url if user and (task.created_by_id == user.pk or is_lab_manager(user)) else ""
+
+    @extend_schema_field(TaskLinksSerializer)
+    def get_links(self, task) -> dict:
+        request = self.context.get("request")
+
+        def absolute(path: str) -> str:
+            return request.build_absolute_uri(path) if request else path
+
+        report = getattr(task, "report", None)
+        return {
+            "cases": absolute(f"/api/tasks/{task.pk}/cases/"),
+            "report": absolute(f"/api/reports/{report.pk}/") if report else None,
+            "download": absolute(f"/api/reports/{report.pk}/download/") if report and report.file else None,
+        }
 
 
 @extend_schema_field(
@@ -157,17 +182,33 @@ def _cases():
     return Case.objects.defer("log").select_related("node")
 
 
+class TaskFilter(django_filters.FilterSet):
+    mine = django_filters.BooleanFilter(method="filter_mine", help_text="Only the tasks you submitted.")
+
+    class Meta:
+        model = Task
+        fields = ["status", "product", "tool", "created_by", "rerun_of", "template"]
+
+    def filter_mine(self, queryset, name, value):
+        return queryset.filter(created_by=self.request.user) if value else queryset
+
+
 class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Tasks, newest first, a cursor page at a time; counts are kept on each task, never recounted."""
+
     lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = TaskSerializer
-    filterset_fields = ["status", "product", "tool", "created_by", "rerun_of"]
+    pagination_class = CursorPagination
+    filterset_class = TaskFilter
     search_fields = ["name"]
-    ordering_fields = ["created_at", "priority", "status", "finished_at"]
+    ordering_fields = ["id"]
 
     def get_queryset(self):
-        tasks = Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
-        return tasks.order_by("-created_at", "-id")  # aggregation drops Meta.ordering
+        return Task.objects.select_related("product", "tool", "created_by", "report")
+
+    def cheap_count(self, queryset) -> int:
+        return queryset.count()  # an indexed count of tasks: thousands, never millions
 
     @extend_schema(request=TaskSubmitSerializer, responses={201: TaskSerializer})
     def create(self, request):
@@ -213,29 +254,44 @@ class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class TaskCaseList(generics.ListAPIView):
-    """The task's cases, a page at a time; filter by status and node."""
+    """The task's cases in order, a cursor page at a time (as quick deep in a 100,000-case task as at its start);
+    filter by status and node, search by name."""
 
     permission_classes = [SubmitPermission]
     serializer_class = CaseSerializer
+    pagination_class = OldestFirstCursorPagination
     filterset_class = CaseFilter
     search_fields = ["name"]
-    ordering_fields = ["id", "name", "status", "started_at", "finished_at"]
+    ordering_fields = ["id"]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no task id
             return Case.objects.none()
-        task = get_object_or_404(Task.objects.only("pk"), pk=self.kwargs["pk"])
-        return _cases().filter(task=task)
+        self.task = get_object_or_404(Task, pk=self.kwargs["pk"])
+        return _cases().filter(task=self.task)
+
+    def cheap_count(self, queryset) -> int | None:
+        """From the task's kept counts, when only the status narrows the list; counted when a search does."""
+        narrowed = {key for key in self.request.query_params if key not in ("cursor", "page_size", "ordering")}
+        if not narrowed:
+            return self.task.cases_total
+        status = self.request.query_params.get("status")
+        if narrowed == {"status"} and status in Case.Status.values:
+            return getattr(self.task, f"cases_{status}")
+        return queryset.count()  # narrowed by a search or a node: within one task's cases, on an index
 
 
 class CaseViewSet(viewsets.ReadOnlyModelViewSet):
+    """Every case of the lab, newest first, a cursor page at a time (no count: there are millions)."""
+
     lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = CaseSerializer
+    pagination_class = CursorPagination
     queryset = _cases()
     filterset_class = CaseFilter
     search_fields = ["name"]
-    ordering_fields = ["id", "name", "status", "started_at", "finished_at"]
+    ordering_fields = ["id"]
 
     @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"], renderer_classes=[PlainTextRenderer])
@@ -320,7 +376,7 @@ class TemplateViewSet(viewsets.ModelViewSet):
     def run(self, request, pk=None):
         """Run the template now: a new task, with its own report."""
         task = services.template_run(template=self.get_object(), user=request.user)
-        tasks = Task.objects.select_related("product", "tool", "created_by", "report").with_case_counts()
+        tasks = Task.objects.select_related("product", "tool", "created_by", "report")
         data = TaskSerializer(tasks.get(pk=task.pk), context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -329,11 +385,7 @@ class TemplateViewSet(viewsets.ModelViewSet):
     def runs(self, request, pk=None):
         """The template's runs, newest first, each with its pass rate."""
         template = self.get_object()
-        runs = (
-            template.runs.select_related("product", "tool", "created_by", "report")
-            .with_case_counts()
-            .order_by("-created_at", "-id")
-        )
+        runs = template.runs.select_related("product", "tool", "created_by", "report").order_by("-created_at", "-id")
         page = self.paginate_queryset(runs)
         runs = TemplateRunSerializer(page, many=True, context=self.get_serializer_context())
         return self.get_paginated_response(runs.data)

@@ -13,11 +13,12 @@ class TaskQuerySet(models.QuerySet):
         """Tasks without their report yet: the report closes a task."""
         return self.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.CANCELLING])
 
-    def with_case_counts(self):
-        """Annotate cases_total and cases_<status> in the same query as the tasks."""
-        counts = {f"cases_{status}": Count("cases", filter=Q(cases__status=status)) for status in Case.Status.values}
-        ended = Count("cases", filter=Q(cases__status__in=Case.FINAL_STATUSES))
-        return self.annotate(cases_total=Count("cases"), cases_ended=ended, **counts)
+    def with_recounted_cases(self):
+        """Annotate recounted_<status> from the case rows: what the kept counts must equal (a check, not a read)."""
+        counts = {
+            f"recounted_{status}": Count("cases", filter=Q(cases__status=status)) for status in Case.Status.values
+        }
+        return self.annotate(recounted_total=Count("cases"), **counts)
 
 
 class Task(models.Model):
@@ -50,19 +51,50 @@ class Task(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Kept as its cases change, in the same transaction (execution.counts), so no list ever counts cases.
+    cases_total = models.PositiveIntegerField(default=0)
+    cases_queued = models.PositiveIntegerField(default=0)
+    cases_running = models.PositiveIntegerField(default=0)
+    cases_passed = models.PositiveIntegerField(default=0)
+    cases_failed = models.PositiveIntegerField(default=0)
+    cases_error = models.PositiveIntegerField(default=0)
+    cases_cancelled = models.PositiveIntegerField(default=0)
+    cases_timed = models.PositiveIntegerField(default=0, help_text="Ended cases that ran: started and finished.")
+    cases_seconds = models.FloatField(default=0, help_text="Their durations, summed.")
 
     objects = TaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The task list's filters, each with the list's order (newest first by id), so a page is an index range.
+        indexes = [
+            models.Index(fields=["status", "-id"], name="task_status_recent"),
+            models.Index(fields=["product", "-id"], name="task_product_recent"),
+            models.Index(fields=["tool", "-id"], name="task_tool_recent"),
+            models.Index(fields=["created_by", "-id"], name="task_creator_recent"),
+        ]
 
     def __str__(self):
         return f"#{self.pk} {self.name}"
 
     @property
+    def cases_ended(self) -> int:
+        return self.cases_passed + self.cases_failed + self.cases_error + self.cases_cancelled
+
+    @property
     def progress(self) -> float:
-        """Percent of cases that have ended; needs with_case_counts()."""
+        """Percent of cases that have ended."""
         return round(100 * self.cases_ended / self.cases_total, 1) if self.cases_total else 0.0
+
+    @property
+    def success_rate(self) -> float | None:
+        """passed / (passed + failed) x 100, so far; None before a case has passed or failed."""
+        judged = self.cases_passed + self.cases_failed
+        return round(100 * self.cases_passed / judged, 2) if judged else None
+
+    @property
+    def mean_case_seconds(self) -> float | None:
+        return self.cases_seconds / self.cases_timed if self.cases_timed else None
 
 
 class CaseQuerySet(models.QuerySet):
@@ -120,10 +152,13 @@ class Case(models.Model):
     OPEN_STATUSES = (Status.QUEUED, Status.RUNNING)
     FINAL_STATUSES = (Status.PASSED, Status.FAILED, Status.ERROR, Status.CANCELLED)
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="cases")
+    # Their lone indexes would be redundant with the composite ones below.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="cases", db_index=False)
     name = models.CharField(max_length=CASE_NAME_MAX_LENGTH)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases", db_index=False
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     exit_code = models.IntegerField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -135,7 +170,14 @@ class Case(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["task", "name"], name="case_task_name_unique")]
-        indexes = [models.Index(fields=["task", "status"], name="case_task_status")]
+        # Every page of cases the API serves is a range of one of these: a task's cases in order, by status,
+        # and a node's (by status: what it runs now). Searching by name uses a trigram index (PostgreSQL).
+        indexes = [
+            models.Index(fields=["task", "id"], name="case_task_order"),
+            models.Index(fields=["task", "status", "id"], name="case_task_status"),
+            models.Index(fields=["node", "status", "id"], name="case_node_status"),
+            models.Index(fields=["status", "id"], name="case_status_order"),
+        ]
 
     def __str__(self):
         return self.name

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from execution.counts import CountChanges
 from execution.events import (
     BadEvent,
     CaseEvent,
@@ -206,8 +207,10 @@ def _events_apply(events: list[Event]) -> set[int]:
     heartbeats = [event for event in events if isinstance(event, HeartbeatEvent)]
     node_ids = dict(Node.objects.filter(name__in={event.node for event in events}).values_list("name", "pk"))
     cases = _open_cases_locked({event.case_id for event in case_events})
+    before = {pk: case.status for pk, case in cases.items()}
     changed, again = _cases_apply(case_events, cases, node_ids)
     _cases_save(changed.values())
+    _counts_follow(changed.values(), before)
     if again:
         transaction.on_commit(lambda: _hand_out_again(again))
     _tasks_mark_started(changed.values())
@@ -220,6 +223,16 @@ def _events_apply(events: list[Event]) -> set[int]:
         ]
     )
     return {case.task_id for case in changed.values() if case.status not in Case.OPEN_STATUSES}
+
+
+def _counts_follow(cases, before: dict[int, str]) -> None:
+    """The tasks' kept counts follow what the batch changed, in the same transaction."""
+    counts = CountChanges()
+    for case in cases:
+        counts.move(case.task_id, from_status=before[case.pk], to_status=case.status)
+        if case.status not in Case.OPEN_STATUSES:
+            counts.timed(case.task_id, started_at=case.started_at, finished_at=case.finished_at)
+    counts.save()
 
 
 def _hand_out_again(again: list[tuple[Case, CaseEvent]]) -> None:

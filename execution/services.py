@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Product, ProductTool, TestTool
+from execution.counts import cases_move, task_counts_repair
 from execution.jobs import cases_publish_again, task_chord_publish
 from execution.models import Case, Task, TaskTemplate
 from execution.recording import rejected_events_prune
@@ -69,6 +70,8 @@ def task_submit(
     capability_require_online(product=product, tool=tool)
     with transaction.atomic():
         task = Task.objects.create(
+            cases_total=len(case_names),
+            cases_queued=len(case_names),
             name=name,
             created_by=user,
             product=product,
@@ -135,8 +138,10 @@ def cases_requeue_from_silent_nodes() -> list[int]:
         case_ids = list(lost.order_by("pk").values_list("pk", flat=True))
         if not case_ids:
             return []
-        Case.objects.filter(pk__in=case_ids, status=Case.Status.RUNNING).update(
-            status=Case.Status.QUEUED, log="[TestHub: its node went silent mid-case; handed out again]\n"
+        cases_move(
+            Case.objects.filter(pk__in=case_ids, status=Case.Status.RUNNING),
+            to=Case.Status.QUEUED,
+            log="[TestHub: its node went silent mid-case; handed out again]\n",
         )
         transaction.on_commit(lambda: _cases_hand_out_again(case_ids, forget_on=silent))
     logger.warning("requeued %s case(s) held by silent nodes: %s", len(case_ids), case_ids[:20])
@@ -175,7 +180,7 @@ def task_cancel(*, task: Task) -> Task:
     broker.flag_cancelled(task.pk)  # first, so a worker that picks a case up from now on skips it
     with transaction.atomic():
         Task.objects.filter(pk=task.pk).update(status=Task.Status.CANCELLING)
-        task.cases.filter(status=Case.Status.QUEUED).update(status=Case.Status.CANCELLED, finished_at=timezone.now())
+        cases_move(task.cases.filter(status=Case.Status.QUEUED), to=Case.Status.CANCELLED, finished_at=timezone.now())
         if not task.cases.filter(status=Case.Status.RUNNING).exists():
             transaction.on_commit(lambda: report_enqueue(task.pk))
     task.refresh_from_db(fields=["status"])
@@ -239,6 +244,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
     cases_requeue_from_silent_nodes()
     node_broker_users_sync()  # a Redis restart forgets the machines' broker users
+    task_counts_repair(task_ids=list(Task.objects.unfinished().values_list("pk", flat=True)))
     operations_reconcile(now=now)
     rejected_events_prune()
     broker.restore_expired_unacked()
@@ -246,7 +252,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
         open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)
         if task.status == Task.Status.CANCELLING:
             lost = open_cases.exclude(node__status=Node.Status.ONLINE)
-            lost.update(status=Case.Status.CANCELLED, finished_at=now)
+            cases_move(lost, to=Case.Status.CANCELLED, finished_at=now)
         if not open_cases.exists():
             report_enqueue(task.pk)
             outcome.reported.append(task.pk)
@@ -258,8 +264,9 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
         if _stalled_without_capable_node(task, since=now - grace):
             queue = capability_queue(product=task.product, tool=task.tool)
             broker.flag_cancelled(task.pk)  # leftover messages are skipped if a node comes back
-            open_cases.update(
-                status=Case.Status.ERROR,
+            cases_move(
+                open_cases,
+                to=Case.Status.ERROR,
                 finished_at=now,
                 log=f"[TestHub: no online node can run {queue}; the case was not run]\n",
             )
@@ -269,7 +276,9 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
         if task.dispatched_at > now - grace or broker.dispatch_marker_exists(task.pk):
             continue
         with transaction.atomic():
-            outcome.requeued_cases += open_cases.filter(status=Case.Status.RUNNING).update(status=Case.Status.QUEUED)
+            outcome.requeued_cases += len(
+                cases_move(open_cases.filter(status=Case.Status.RUNNING), to=Case.Status.QUEUED)
+            )
             Task.objects.filter(pk=task.pk).update(dispatched_at=now)
         logger.warning("task %s: chord lost from Redis; publishing its queued cases again", task.pk)
         task_chord_publish(task)

@@ -11,6 +11,7 @@ from django.db.models import Avg, Count, F, Max, Min, Q
 from django.utils import timezone
 
 from catalog.services import product_test_result_record
+from execution.counts import task_counts_repair
 from execution.models import Case, Task
 from reporting.models import Report
 from reporting.webhooks import webhook_targets
@@ -76,6 +77,7 @@ def report_build(*, task_id: int) -> Report | None:
     redelivered or repeated call returns it. Returns None while cases are still open (the recorder or
     the reconciler calls again when the last one ends).
     """
+    task_counts_repair(task_ids=[task_id])  # the report says what the cases say; the kept counts must agree
     with transaction.atomic():
         task = Task.objects.select_for_update().select_related("product", "tool").get(pk=task_id)
         if task.status in (Task.Status.FINISHED, Task.Status.CANCELLED):

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "nodes",
     "execution",
     "reporting",
+    "devtools",
 ]
 
 MIDDLEWARE = [

@@ -69,6 +69,17 @@ def api(db):
     return Api()
 
 
+def counts_kept_check() -> None:
+    """Every task's kept case counts equal a recount of its cases."""
+    from execution.counts import COUNTED
+    from execution.models import Task
+
+    for task in Task.objects.with_recounted_cases():
+        kept = [getattr(task, field) for field in ["cases_total", *COUNTED]]
+        recounted = [getattr(task, field.replace("cases_", "recounted_")) for field in ["cases_total", *COUNTED]]
+        assert kept == recounted, f"task {task.pk}: kept {kept} but its cases count {recounted}"
+
+
 @pytest.fixture
 def keys(settings):
     """Swap in known encryption keys (the first encrypts) and forget them again after the test."""
@@ -130,3 +141,5 @@ def lab(transactional_db, tmp_path, request):
     app.conf.broker_transport_options = transport
     if getattr(request.node, "report_call", None) and request.node.report_call.failed:
         print(running.logs())
+    elif getattr(request.node, "report_call", None):
+        counts_kept_check()  # whatever the test did to the lab, each task's kept counts equal its cases

@@ -3,6 +3,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
+from execution.counts import CountChanges
 from execution.models import Case, Task
 from nodes.models import Node, NodeProduct, NodeTool
 from reporting.models import Report
@@ -104,9 +105,20 @@ class TaskFactory(factory.django.DjangoModelFactory):
 class CaseFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Case
+        skip_postgeneration_save = True
 
     task = factory.SubFactory(TaskFactory)
     name = factory.Sequence(lambda n: f"test_case_{n}")
+
+    @factory.post_generation
+    def counted(case, create, extracted, **kwargs):
+        """Its task's kept counts include it, as when TestHub writes a case."""
+        if create:
+            changes = CountChanges()
+            changes.move(case.task_id, from_status=None, to_status=case.status)
+            if case.status not in Case.OPEN_STATUSES:
+                changes.timed(case.task_id, started_at=case.started_at, finished_at=case.finished_at)
+            changes.save()
 
 
 class ReportFactory(factory.django.DjangoModelFactory):

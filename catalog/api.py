@@ -12,7 +12,10 @@ from rest_framework.response import Response
 from catalog import services
 from catalog.models import Product, ProductTestResult, TestTool
 from catalog.validators import validate_package_file_name
+from testhub.answers import RevisionCachedAnswers
 from testhub.parsers import StrictMultiPartParser
+from testhub.revisions import CATALOG
+from testhub.views import LookupUnfiltered
 
 RESULT_HISTORY_LENGTH = 100
 
@@ -112,7 +115,8 @@ class ProductTestResultsSerializer(serializers.Serializer):
     history = ProductTestResultSerializer(many=True)
 
 
-class ProductViewSet(viewsets.ModelViewSet):
+class ProductViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelViewSet):
+    answer_topics = (CATALOG,)
     lookup_value_regex = "[0-9]+"
     serializer_class = ProductSerializer
     filterset_fields = ["name", "version"]
@@ -183,7 +187,8 @@ class ProductViewSet(viewsets.ModelViewSet):
         )
 
 
-class TestToolViewSet(viewsets.ModelViewSet):
+class TestToolViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelViewSet):
+    answer_topics = (CATALOG,)
     lookup_value_regex = "[0-9]+"
     queryset = TestTool.objects.all()
     serializer_class = TestToolSerializer

@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from catalog.validators import validate_case_timeout, validate_command_template
+from testhub.revisions import CATALOG, RevisedModel
 from worker.protocol import slug
 
 SLUG_HELP = "Names its capability queues and install folders; set once, when it is created, unique."
@@ -18,7 +19,8 @@ def unique_slug(model: type[models.Model], text: str) -> str:
     return candidate
 
 
-class Product(models.Model):
+class Product(RevisedModel):
+    revision_topic = CATALOG
     name = models.CharField(max_length=100)
     version = models.CharField(max_length=50)
     slug = models.SlugField(max_length=160, unique=True, editable=False, help_text=SLUG_HELP)
@@ -44,7 +46,8 @@ class Product(models.Model):
         return PurePosixPath(self.file.name).name if self.file else ""
 
 
-class TestTool(models.Model):
+class TestTool(RevisedModel):
+    revision_topic = CATALOG
     __test__ = False  # not a pytest test class, whatever its name says
     name = models.CharField(max_length=100)
     version = models.CharField(max_length=50)
@@ -96,9 +99,10 @@ class TestTool(models.Model):
         return PurePosixPath(self.file.name).name if self.file else ""
 
 
-class ProductTool(models.Model):
+class ProductTool(RevisedModel):
     """Which tools test which products: the drop-down a tester sees after picking a product."""
 
+    revision_topic = CATALOG
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="tool_links")
     tool = models.ForeignKey(TestTool, on_delete=models.CASCADE, related_name="product_links")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -111,9 +115,10 @@ class ProductTool(models.Model):
         return f"{self.tool} for {self.product}"
 
 
-class ProductTestResult(models.Model):
+class ProductTestResult(RevisedModel):
     """One entry in a product's pass-rate history, from a TestHub report or an outside service."""
 
+    revision_topic = CATALOG
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="test_results")
     pass_rate = models.DecimalField(
         max_digits=5,

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Product, ProductTool, TestTool
-from execution.models import Case, Task
+from execution.models import Case, Task, TaskNodeCount
 from nodes.models import InstallState, Node, NodeProduct, NodeTool
 from reporting.models import Report
 from testhub.roles import LAB_MANAGERS, TESTERS
@@ -73,6 +73,7 @@ def history_generate(*, tasks: int, cases: int, big_task_cases: int = 100_000, n
     _cases(lab_nodes)
     with transaction.atomic():
         _counts_kept()
+        _node_counts_kept()
         _reports()
     with connection.cursor() as cursor:
         for table in (Task._meta.db_table, Case._meta.db_table, Report._meta.db_table):
@@ -228,6 +229,17 @@ def _counts_kept() -> None:
                     max(coalesce(finished_at, started_at)) AS last
                   FROM {Case._meta.db_table} GROUP BY task_id) c
             WHERE c.task_id = t.id
+        """)  # noqa: S608
+
+
+def _node_counts_kept() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO {TaskNodeCount._meta.db_table} (task_id, node_name, status, cases)
+            SELECT c.task_id, n.name, c.status, count(*)
+            FROM {Case._meta.db_table} c JOIN {Node._meta.db_table} n ON n.id = c.node_id
+            GROUP BY c.task_id, n.name, c.status
+            ON CONFLICT (task_id, node_name, status) DO UPDATE SET cases = excluded.cases
         """)  # noqa: S608
 
 

@@ -12,12 +12,16 @@ from rest_framework.response import Response
 
 from catalog.models import Product, TestTool
 from execution import services
+from execution.counts import task_node_counts
 from execution.models import Case, Task, TaskTemplate, WebhookHost
 from execution.validators import CASE_NAME_MAX_LENGTH, case_names_check, validate_one_line
+from testhub.answers import RevisionCachedAnswers
 from testhub.pagination import CursorPagination, OldestFirstCursorPagination
 from testhub.permissions import SubmitPermission
 from testhub.renderers import PlainTextRenderer
+from testhub.revisions import CATALOG, NODES, TASKS, USERS
 from testhub.roles import is_lab_manager
+from testhub.views import LookupUnfiltered
 
 
 class CaseCountsSerializer(serializers.Serializer):
@@ -37,8 +41,8 @@ class TaskLinksSerializer(serializers.Serializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    product_name = serializers.CharField(source="product.__str__", read_only=True)
-    tool_name = serializers.CharField(source="tool.__str__", read_only=True)
+    product_name = serializers.SerializerMethodField()
+    tool_name = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     counts = CaseCountsSerializer(source="*", read_only=True)
     webhook_url = serializers.SerializerMethodField(
@@ -78,6 +82,12 @@ class TaskSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_product_name(self, task) -> str:
+        return str(task.product)
+
+    def get_tool_name(self, task) -> str:
+        return str(task.tool)
+
     def get_webhook_url(self, task) -> str:
         user = self.context["request"].user if "request" in self.context else None
         return task.webhook_url if user and (task.created_by_id == user.pk or is_lab_manager(user)) else ""
@@ -95,6 +105,75 @@ class TaskSerializer(serializers.ModelSerializer):
             "report": absolute(f"/api/reports/{report.pk}/") if report else None,
             "download": absolute(f"/api/reports/{report.pk}/download/") if report and report.file else None,
         }
+
+    def to_representation(self, task) -> dict:
+        """The fields declared above, read straight off the task: the task list is the API's busiest answer and
+        DRF's field-by-field lookups were most of its cost (tests/test_tasks_api.py holds the two equal)."""
+        moment = self.fields["created_at"].to_representation
+        report = getattr(task, "report", None)
+        return {
+            "id": task.pk,
+            "name": task.name,
+            "product": task.product_id,
+            "product_name": str(task.product),
+            "tool": task.tool_id,
+            "tool_name": str(task.tool),
+            "priority": task.priority,
+            "case_timeout": task.case_timeout,
+            "webhook_url": self.get_webhook_url(task),
+            "status": task.status,
+            "created_by": task.created_by.username if task.created_by_id else None,
+            "rerun_of": task.rerun_of_id,
+            "template": task.template_id,
+            "counts": {
+                "total": task.cases_total,
+                "queued": task.cases_queued,
+                "running": task.cases_running,
+                "passed": task.cases_passed,
+                "failed": task.cases_failed,
+                "error": task.cases_error,
+                "cancelled": task.cases_cancelled,
+            },
+            "progress": task.progress,
+            "success_rate": task.success_rate,
+            "report": report.pk if report else None,
+            "links": self.get_links(task),
+            "created_at": moment(task.created_at),
+            "started_at": moment(task.started_at) if task.started_at else None,
+            "finished_at": moment(task.finished_at) if task.finished_at else None,
+        }
+
+
+class NodeCountsSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    total = serializers.IntegerField()
+    running = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    error = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class TaskDetailSerializer(TaskSerializer):
+    by_node = serializers.SerializerMethodField(help_text="Each node's share of the task's cases, by status.")
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "by_node"]
+        read_only_fields = fields
+
+    def to_representation(self, task) -> dict:
+        return {**super().to_representation(task), "by_node": self.get_by_node(task)}
+
+    @extend_schema_field(NodeCountsSerializer(many=True))
+    def get_by_node(self, task) -> list[dict]:
+        nodes: dict[str, dict] = {}
+        for (node, case_status), number in sorted(task_node_counts(task.pk).items()):
+            row = nodes.setdefault(node, {"node": node, "total": 0, "running": 0, "passed": 0, "failed": 0,
+                                          "error": 0, "cancelled": 0})  # fmt: skip
+            if case_status in row:
+                row[case_status] += number
+            row["total"] += number
+        return list(nodes.values())
 
 
 @extend_schema_field(
@@ -193,9 +272,10 @@ class TaskFilter(django_filters.FilterSet):
         return queryset.filter(created_by=self.request.user) if value else queryset
 
 
-class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class TaskViewSet(RevisionCachedAnswers, LookupUnfiltered, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Tasks, newest first, a cursor page at a time; counts are kept on each task, never recounted."""
 
+    answer_topics = (TASKS, CATALOG, USERS)
     lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = TaskSerializer
@@ -205,7 +285,14 @@ class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["id"]
 
     def get_queryset(self):
-        return Task.objects.select_related("product", "tool", "created_by", "report")
+        return Task.objects.select_related("product", "tool", "created_by", "report").only(
+            *(field.name for field in Task._meta.concrete_fields),
+            *("product__name", "product__version", "tool__name", "tool__version", "created_by__username"),
+            *("report__id", "report__file"),
+        )
+
+    def get_serializer_class(self):
+        return TaskDetailSerializer if self.action == "retrieve" else TaskSerializer
 
     def cheap_count(self, queryset) -> int:
         return queryset.count()  # an indexed count of tasks: thousands, never millions
@@ -253,10 +340,11 @@ class TaskViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
 
 
-class TaskCaseList(generics.ListAPIView):
+class TaskCaseList(RevisionCachedAnswers, generics.ListAPIView):
     """The task's cases in order, a cursor page at a time (as quick deep in a 100,000-case task as at its start);
     filter by status and node, search by name."""
 
+    answer_topics = (TASKS, NODES)
     permission_classes = [SubmitPermission]
     serializer_class = CaseSerializer
     pagination_class = OldestFirstCursorPagination
@@ -281,9 +369,10 @@ class TaskCaseList(generics.ListAPIView):
         return queryset.count()  # narrowed by a search or a node: within one task's cases, on an index
 
 
-class CaseViewSet(viewsets.ReadOnlyModelViewSet):
+class CaseViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ReadOnlyModelViewSet):
     """Every case of the lab, newest first, a cursor page at a time (no count: there are millions)."""
 
+    answer_topics = (TASKS, NODES)
     lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = CaseSerializer
@@ -346,10 +435,17 @@ class TemplateRunSerializer(TaskSerializer):
         fields = [*TaskSerializer.Meta.fields, "success_rate"]
         read_only_fields = fields
 
+    def to_representation(self, task) -> dict:
+        report = getattr(task, "report", None)
+        rate = report.success_rate if report else None
+        shown = self.fields["success_rate"].to_representation(rate) if rate is not None else None
+        return {**super().to_representation(task), "success_rate": shown}
 
-class TemplateViewSet(viewsets.ModelViewSet):
+
+class TemplateViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelViewSet):
     """Saved tasks: lab managers keep them and run them now or on a cron schedule; every run is a task."""
 
+    answer_topics = (TASKS, CATALOG, USERS)
     lookup_value_regex = "[0-9]+"
     serializer_class = TemplateSerializer
     queryset = TaskTemplate.objects.select_related("product", "tool", "created_by")
@@ -404,7 +500,7 @@ class WebhookHostSerializer(serializers.ModelSerializer):
         return host
 
 
-class WebhookHostViewSet(viewsets.ModelViewSet):
+class WebhookHostViewSet(LookupUnfiltered, viewsets.ModelViewSet):
     """The hosts task webhooks may be sent to: lab managers keep the list, everyone reads it."""
 
     lookup_value_regex = "[0-9]+"

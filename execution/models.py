@@ -6,9 +6,10 @@ from django.db.models import Count, Q
 from catalog.models import Product, TestTool
 from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
 from nodes.models import Node
+from testhub.revisions import TASKS, RevisedModel, RevisedQuerySet, revisions_bump
 
 
-class TaskQuerySet(models.QuerySet):
+class TaskQuerySet(RevisedQuerySet):
     def unfinished(self):
         """Tasks without their report yet: the report closes a task."""
         return self.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.CANCELLING])
@@ -21,7 +22,9 @@ class TaskQuerySet(models.QuerySet):
         return self.annotate(recounted_total=Count("cases"), **counts)
 
 
-class Task(models.Model):
+class Task(RevisedModel):
+    revision_topic = TASKS
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -97,7 +100,7 @@ class Task(models.Model):
         return self.cases_seconds / self.cases_timed if self.cases_timed else None
 
 
-class CaseQuerySet(models.QuerySet):
+class CaseQuerySet(RevisedQuerySet):
     def insert_queued(self, *, task: "Task", names: list[str]) -> None:
         """Insert one queued case per name, fast: PostgreSQL's COPY, or bulk inserts elsewhere."""
         if connection.vendor != "postgresql":
@@ -107,11 +110,13 @@ class CaseQuerySet(models.QuerySet):
         with connection.cursor() as cursor, cursor.copy(f"COPY {Case._meta.db_table} ({columns}) FROM STDIN") as copy:
             for name in names:
                 copy.write_row((task.pk, name, Case.Status.QUEUED, 0, ""))
+        revisions_bump(TASKS)
 
 
-class TaskTemplate(models.Model):
+class TaskTemplate(RevisedModel):
     """A task saved to run again: now, or on a cron schedule. Each run is an ordinary task."""
 
+    revision_topic = TASKS
     name = models.CharField(max_length=200, unique=True, validators=[validate_one_line])
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="templates")
     tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="templates")
@@ -140,7 +145,9 @@ class TaskTemplate(models.Model):
         return self.name
 
 
-class Case(models.Model):
+class Case(RevisedModel):
+    revision_topic = TASKS
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -228,3 +235,20 @@ class WebhookHost(models.Model):
 
     def __str__(self):
         return self.host
+
+
+class TaskNodeCount(RevisedModel):
+    """How many of a task's cases a node has, by status: kept with the task's own counts (execution.counts),
+    so a task's per-node breakdown never groups its cases. By node name: it outlives the node."""
+
+    revision_topic = TASKS
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="node_counts")
+    node_name = models.CharField(max_length=63)
+    status = models.CharField(max_length=20, choices=Case.Status.choices)
+    cases = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "node_name", "status"], name="task_node_count_unique")]
+
+    def __str__(self):
+        return f"{self.task_id}/{self.node_name}/{self.status}: {self.cases}"

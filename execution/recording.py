@@ -40,6 +40,7 @@ from nodes.services import (
 )
 from nodes.services import node_install_mark_failed as install_mark_failed
 from testhub import broker
+from testhub.revisions import TASKS, revisions_bump
 from worker.protocol import clean_text
 
 logger = logging.getLogger(__name__)
@@ -207,10 +208,10 @@ def _events_apply(events: list[Event]) -> set[int]:
     heartbeats = [event for event in events if isinstance(event, HeartbeatEvent)]
     node_ids = dict(Node.objects.filter(name__in={event.node for event in events}).values_list("name", "pk"))
     cases = _open_cases_locked({event.case_id for event in case_events})
-    before = {pk: case.status for pk, case in cases.items()}
+    before = {pk: (case.status, case.node_id) for pk, case in cases.items()}
     changed, again = _cases_apply(case_events, cases, node_ids)
     _cases_save(changed.values())
-    _counts_follow(changed.values(), before)
+    _counts_follow(changed.values(), before, node_ids)
     if again:
         transaction.on_commit(lambda: _hand_out_again(again))
     _tasks_mark_started(changed.values())
@@ -225,11 +226,23 @@ def _events_apply(events: list[Event]) -> set[int]:
     return {case.task_id for case in changed.values() if case.status not in Case.OPEN_STATUSES}
 
 
-def _counts_follow(cases, before: dict[int, str]) -> None:
-    """The tasks' kept counts follow what the batch changed, in the same transaction."""
+def _counts_follow(cases, before: dict[int, tuple[str, int | None]], node_ids: dict[str, int]) -> None:
+    """The tasks' (and their nodes') kept counts follow what the batch changed, in the same transaction."""
+    cases = list(cases)
+    names = {pk: name for name, pk in node_ids.items()}
+    unnamed = {before[case.pk][1] for case in cases} | {case.node_id for case in cases}
+    unnamed -= {None, *names}
+    names.update(Node.objects.filter(pk__in=unnamed).values_list("pk", "name"))
     counts = CountChanges()
     for case in cases:
-        counts.move(case.task_id, from_status=before[case.pk], to_status=case.status)
+        status, node_id = before[case.pk]
+        counts.move(
+            case.task_id,
+            from_status=status,
+            to_status=case.status,
+            from_node=names.get(node_id),
+            to_node=names.get(case.node_id),
+        )
         if case.status not in Case.OPEN_STATUSES:
             counts.timed(case.task_id, started_at=case.started_at, finished_at=case.finished_at)
     counts.save()
@@ -328,6 +341,7 @@ def _cases_save(cases) -> None:
     if rows:
         with connection.cursor() as cursor:
             cursor.executemany(f"UPDATE {Case._meta.db_table} SET {assignments} WHERE id = %s", rows)  # noqa: S608
+        revisions_bump(TASKS)
 
 
 def _tasks_mark_started(cases) -> None:

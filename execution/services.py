@@ -21,6 +21,7 @@ from nodes.capabilities import capability_queue
 from nodes.models import Node
 from nodes.services import node_broker_users_sync, nodes_mark_offline, nodes_silent_since, operations_reconcile
 from testhub import broker
+from testhub.authentication import expired_tokens_delete
 from testhub.errors import Conflict, DomainError, NoCapableNode
 from worker.protocol import CONTROL_QUEUE
 
@@ -141,6 +142,7 @@ def cases_requeue_from_silent_nodes() -> list[int]:
         cases_move(
             Case.objects.filter(pk__in=case_ids, status=Case.Status.RUNNING),
             to=Case.Status.QUEUED,
+            node=None,
             log="[TestHub: its node went silent mid-case; handed out again]\n",
         )
         transaction.on_commit(lambda: _cases_hand_out_again(case_ids, forget_on=silent))
@@ -245,6 +247,7 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     cases_requeue_from_silent_nodes()
     node_broker_users_sync()  # a Redis restart forgets the machines' broker users
     task_counts_repair(task_ids=list(Task.objects.unfinished().values_list("pk", flat=True)))
+    expired_tokens_delete()
     operations_reconcile(now=now)
     rejected_events_prune()
     broker.restore_expired_unacked()

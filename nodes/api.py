@@ -7,7 +7,10 @@ from rest_framework.response import Response
 from catalog.models import Product, TestTool
 from nodes import services, ssh
 from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
+from testhub.answers import RevisionCachedAnswers
 from testhub.errors import DomainError
+from testhub.revisions import CATALOG, NODES, USERS
+from testhub.views import LookupUnfiltered
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -165,7 +168,8 @@ class NodeInstallsSerializer(serializers.Serializer):
     products = ProductInstallSerializer(many=True, max_length=500)
 
 
-class NodeViewSet(viewsets.ModelViewSet):
+class NodeViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelViewSet):
+    answer_topics = (NODES, CATALOG)
     lookup_value_regex = "[0-9]+"
     queryset = Node.objects.all()
     serializer_class = NodeSerializer
@@ -270,9 +274,12 @@ class NodeViewSet(viewsets.ModelViewSet):
         return Response(NodeInstallsSerializer({"products": installs}).data)
 
 
-class NodeOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class NodeOperationViewSet(
+    RevisionCachedAnswers, LookupUnfiltered, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Checks, installs and worker deployments carried out on the machines, newest first."""
 
+    answer_topics = (NODES, USERS)
     lookup_value_regex = "[0-9]+"
     queryset = NodeOperation.objects.select_related("node", "requested_by")
     serializer_class = NodeOperationSerializer

@@ -8,6 +8,7 @@ from django.utils import timezone
 from catalog.models import Product, TestTool
 from nodes.paths import validate_install_root
 from testhub import crypto
+from testhub.revisions import NODES, RevisedModel, RevisedQuerySet
 
 
 class InstallState(models.TextChoices):
@@ -31,7 +32,7 @@ class SSHStatus(models.TextChoices):
     FAILED = "failed", "Command failed"
 
 
-class NodeQuerySet(models.QuerySet):
+class NodeQuerySet(RevisedQuerySet):
     def online(self):
         """Online and heard from recently: true to the second, not only as of the last liveness sweep."""
         fresh_since = timezone.now() - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS)
@@ -47,7 +48,9 @@ class NodeQuerySet(models.QuerySet):
         ).distinct()
 
 
-class Node(models.Model):
+class Node(RevisedModel):
+    revision_topic = NODES
+
     class Status(models.TextChoices):
         UNKNOWN = "unknown", "Unknown"
         ONLINE = "online", "Online"
@@ -147,9 +150,10 @@ class Node(models.Model):
         return self.status in (self.Status.UNKNOWN, self.Status.ONLINE, self.Status.OFFLINE)
 
 
-class NodeProduct(models.Model):
+class NodeProduct(RevisedModel):
     """A product installed on a node, at an install path on that machine."""
 
+    revision_topic = NODES
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="installs")
     # Protected: a product installed somewhere is uninstalled there first, so its files do not stay behind.
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="installs")
@@ -167,9 +171,10 @@ class NodeProduct(models.Model):
         return f"{self.product} on {self.node}"
 
 
-class NodeTool(models.Model):
+class NodeTool(RevisedModel):
     """A tool installed on a node for one of its installed products."""
 
+    revision_topic = NODES
     node_product = models.ForeignKey(NodeProduct, on_delete=models.CASCADE, related_name="tools")
     tool = models.ForeignKey(TestTool, on_delete=models.PROTECT, related_name="installs")
     install_path = models.CharField(max_length=255)
@@ -186,8 +191,10 @@ class NodeTool(models.Model):
         return f"{self.tool} for {self.node_product}"
 
 
-class NodeOperation(models.Model):
+class NodeOperation(RevisedModel):
     """Something the control worker does to a machine over SSH, with how it went."""
+
+    revision_topic = NODES
 
     class Kind(models.TextChoices):
         CHECK = "check", "Check"

@@ -5,7 +5,10 @@ from rest_framework.decorators import action
 
 from reporting.models import Report
 from reporting.services import SUCCESS_RATE_FORMULA
+from testhub.answers import RevisionCachedAnswers
 from testhub.permissions import SubmitPermission
+from testhub.revisions import CATALOG, TASKS
+from testhub.views import LookupUnfiltered
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -48,7 +51,8 @@ class ReportSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(f"/api/reports/{report.pk}/download/")
 
 
-class ReportViewSet(viewsets.ReadOnlyModelViewSet):
+class ReportViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ReadOnlyModelViewSet):
+    answer_topics = (TASKS, CATALOG)
     lookup_value_regex = "[0-9]+"
     permission_classes = [SubmitPermission]
     serializer_class = ReportSerializer

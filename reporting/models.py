@@ -1,9 +1,12 @@
 from django.db import models
 
 from execution.models import Task
+from testhub.revisions import TASKS, RevisedModel
 
 
-class Report(models.Model):
+class Report(RevisedModel):
+    revision_topic = TASKS
+
     class Status(models.TextChoices):
         BUILDING = "building", "Building"
         READY = "ready", "Ready"

@@ -7,6 +7,9 @@ class TestHubConfig(AppConfig):
     verbose_name = "TestHub"
 
     def ready(self):
+        from testhub.revisions import revisions_connect
         from testhub.roles import ensure_role_groups
+
+        revisions_connect()
 
         post_migrate.connect(ensure_role_groups, dispatch_uid="testhub.ensure_role_groups")

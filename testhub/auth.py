@@ -15,6 +15,8 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 from rest_framework.throttling import SimpleRateThrottle
 
+from testhub.authentication import TokenAuthentication
+
 
 class LoginRateThrottle(SimpleRateThrottle):
     """Logins per client address, in the shared cache (so every web process counts the same attempts)."""
@@ -46,8 +48,11 @@ class TokenLoginView(KnoxLoginView):
 class TokenLogoutView(KnoxLogoutView):
     """Revoke the token this request is signed with."""
 
+    authentication_classes = [TokenAuthentication]
+
     @extend_schema(request=None, responses={204: None})
     def post(self, request, format=None):
+        TokenAuthentication.forget(request.auth)
         return super().post(request, format=format)
 
 

@@ -1,14 +1,35 @@
 """The two roles of TestHub, as Django groups created by a migration."""
 
+import time
+
+from django.conf import settings
+
 LAB_MANAGERS = "lab managers"
 TESTERS = "testers"
+_recent: dict[int, tuple[float, set[str]]] = {}  # user id -> (read until, group names)
 
 
 def _groups(user) -> set[str]:
-    # One query per request at most: the set is cached on the user object.
+    """The user's groups: read once per request at most, and reused for TESTHUB_AUTH_CACHE_SECONDS by this
+    process (a polling client asks every second; a role taken away counts within those seconds)."""
     if not hasattr(user, "_testhub_groups"):
-        user._testhub_groups = set(user.groups.values_list("name", flat=True))
+        recent = _recent.get(user.pk)
+        if recent and recent[0] > time.monotonic():
+            user._testhub_groups = recent[1]
+        else:
+            user._testhub_groups = set(user.groups.values_list("name", flat=True))
+            if settings.TESTHUB_AUTH_CACHE_SECONDS:
+                if len(_recent) > 10_000:
+                    _recent.clear()
+                _recent[user.pk] = (time.monotonic() + settings.TESTHUB_AUTH_CACHE_SECONDS, user._testhub_groups)
     return user._testhub_groups
+
+
+def role_names(user) -> set[str]:
+    """What decides what this user may see: their groups, and whether they are a superuser."""
+    if not (user and user.is_authenticated):
+        return set()
+    return _groups(user) | ({"superuser"} if user.is_superuser else set())
 
 
 def is_lab_manager(user) -> bool:

@@ -222,6 +222,12 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
 }
 TESTHUB_LOGIN_RATE = env_str("TESTHUB_LOGIN_RATE", "10/minute")
+# A web process takes a token (and a user's roles) it checked this recently without asking the database again.
+TESTHUB_AUTH_CACHE_SECONDS = env_int("TESTHUB_AUTH_CACHE_SECONDS", 5)
+# Each web process keeps recent GET answers while their data's revisions hold (testhub.answers); this long at
+# most, and this many bytes in all.
+TESTHUB_ANSWER_CACHE_SECONDS = env_int("TESTHUB_ANSWER_CACHE_SECONDS", 10)
+TESTHUB_ANSWER_CACHE_BYTES = env_int("TESTHUB_ANSWER_CACHE_BYTES", 32 * 1024**2)
 # Request bodies: anonymous requests (the logins) are small; a signed-in client may send a 100,000-case task.
 TESTHUB_MAX_ANONYMOUS_BODY_BYTES = 64 * 1024
 TESTHUB_MAX_JSON_BYTES = env_int("TESTHUB_MAX_JSON_BYTES", 64 * 1024**2)
@@ -239,7 +245,7 @@ CACHES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "testhub.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PARSER_CLASSES": [

@@ -42,6 +42,18 @@ def _cache_of_the_tests_own(settings):
 
 
 @pytest.fixture(autouse=True)
+def _roles_and_tokens_read_afresh(settings):
+    # Tests change roles and revoke tokens and look at once; tests/test_auth.py covers the cache itself.
+    settings.TESTHUB_AUTH_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def _answers_built_afresh(settings):
+    # A test's writes commit only with the test's transaction; tests/test_answers.py covers kept answers.
+    settings.TESTHUB_ANSWER_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Factories make many users; the real hasher is slow on purpose.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -71,13 +83,14 @@ def api(db):
 
 def counts_kept_check() -> None:
     """Every task's kept case counts equal a recount of its cases."""
-    from execution.counts import COUNTED
+    from execution.counts import COUNTED, task_node_counts, task_node_recount
     from execution.models import Task
 
     for task in Task.objects.with_recounted_cases():
         kept = [getattr(task, field) for field in ["cases_total", *COUNTED]]
         recounted = [getattr(task, field.replace("cases_", "recounted_")) for field in ["cases_total", *COUNTED]]
         assert kept == recounted, f"task {task.pk}: kept {kept} but its cases count {recounted}"
+        assert task_node_counts(task.pk) == task_node_recount(task.pk), f"task {task.pk}: its nodes' counts drifted"
 
 
 @pytest.fixture

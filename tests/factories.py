@@ -115,7 +115,8 @@ class CaseFactory(factory.django.DjangoModelFactory):
         """Its task's kept counts include it, as when TestHub writes a case."""
         if create:
             changes = CountChanges()
-            changes.move(case.task_id, from_status=None, to_status=case.status)
+            node = case.node.name if case.node_id else None
+            changes.move(case.task_id, from_status=None, to_status=case.status, to_node=node)
             if case.status not in Case.OPEN_STATUSES:
                 changes.timed(case.task_id, started_at=case.started_at, finished_at=case.finished_at)
             changes.save()

@@ -204,3 +204,49 @@ def test_a_tool_that_ends_its_options_with_a_double_dash_may_allow_such_names(ap
     patch = {"command_template": "{tool_path}/run -- {case}", "allow_option_like_cases": True}
     assert api.as_user(lab_manager).patch(f"/api/tools/{tool.pk}/", patch).status_code == 200
     assert _submit(api.as_user(tester), product, tool, ["--weird-but-fine"]).status_code == 201
+
+
+def test_a_tasks_detail_breaks_its_cases_down_by_node_from_kept_counts(api, tester, django_assert_num_queries):
+    task = TaskFactory()
+    first, second = NodeFactory(name="lab-a"), NodeFactory(name="lab-b")
+    CaseFactory.create_batch(2, task=task, node=first, status="passed")
+    CaseFactory(task=task, node=second, status="failed")
+    CaseFactory(task=task, node=second, status="running")
+    CaseFactory(task=task)
+    api.as_user(tester)
+    # user groups, the task with product, tool, user and report, its nodes' kept counts: no case is read
+    with django_assert_num_queries(3):
+        body = api.get(f"/api/tasks/{task.pk}/").json()
+    assert body["by_node"] == [
+        {"node": "lab-a", "total": 2, "running": 0, "passed": 2, "failed": 0, "error": 0, "cancelled": 0},
+        {"node": "lab-b", "total": 2, "running": 1, "passed": 0, "failed": 1, "error": 0, "cancelled": 0},
+    ]
+
+
+@pytest.mark.parametrize("viewer", ["submitter", "another tester", "lab manager"])
+def test_a_tasks_quick_representation_equals_drfs_field_by_field_one(rf, tester, viewer):
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+    from rest_framework import serializers
+    from rest_framework.request import Request
+
+    from execution.api import TaskDetailSerializer, TemplateRunSerializer
+    from tests.factories import LabManagerFactory, TesterFactory
+
+    earlier = TaskFactory(created_by=tester)
+    task = TaskFactory(created_by=tester, rerun_of=earlier, webhook_url="https://hooks.example.com/t")
+    task.started_at = task.finished_at = timezone.now()
+    task.save()
+    CaseFactory.create_batch(2, task=task, status="passed", node=NodeFactory())
+    CaseFactory(task=task, status="failed")
+    report = ReportFactory(task=task, success_rate=66.67)
+    report.file.save("r.xlsx", ContentFile(b"x"))
+    user = {"submitter": tester, "another tester": TesterFactory(), "lab manager": LabManagerFactory()}[viewer]
+    request = Request(rf.get("/api/tasks/"))
+    request.user = user
+    task = Task.objects.select_related("product", "tool", "created_by", "report").get(pk=task.pk)
+    for serializer_class in (TaskDetailSerializer, TemplateRunSerializer):
+        serializer = serializer_class(context={"request": request})
+        quick = serializer.to_representation(task)
+        assert quick == serializers.ModelSerializer.to_representation(serializer, task)
+        assert list(quick) == list(serializer.fields)

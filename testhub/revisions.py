@@ -1,0 +1,136 @@
+"""Revisions: a token per topic ("tasks", "catalog", "nodes", "users") that changes whenever anything the topic
+covers changes, so an API answer built from a topic's rows is good until one of its tokens moves (see
+testhub.answers, which caches answers by them).
+
+Every ORM write to a RevisedModel moves its `revision_topic` once the transaction commits: save() and delete()
+through the model, update, delete and the bulk writes through RevisedQuerySet. The few writes that go
+around the ORM for speed (the recorder's batched UPDATE, the kept counts, COPY of new cases) call
+revisions_bump themselves. Tokens live in the shared cache (Redis), so every web process sees every writer's.
+"""
+
+import logging
+import secrets
+
+from django.core.cache import cache
+from django.db import models, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+log = logging.getLogger(__name__)
+
+TASKS, CATALOG, NODES, USERS = "tasks", "catalog", "nodes", "users"
+
+
+def _key(topic: str) -> str:
+    return f"revision:{topic}"
+
+
+class _Bump:
+    """The topics one transaction changed, moved together once it commits."""
+
+    def __init__(self) -> None:
+        self.topics: set[str] = set()
+
+    def __call__(self) -> None:
+        token = secrets.token_hex(8)
+        try:
+            cache.set_many({_key(topic): token for topic in self.topics}, timeout=None)
+        except Exception as error:
+            log.warning("Could not move the revisions of %s: %s", sorted(self.topics), error)
+
+
+def revisions_bump(*topics: str) -> None:
+    """Move the topics' revisions after the current transaction commits (at once outside one).
+
+    A transaction registers one callback however many writes it makes: the recorder writes thousands of rows
+    per batch and must not send thousands of cache writes.
+    """
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        bump = _Bump()
+        bump.topics.update(topics)
+        bump()
+        return
+    # run_on_commit holds (savepoint ids, callback, robust) for the open transaction; a savepoint rolled
+    # back takes its callbacks with it, and then the next write registers a new one.
+    pending = next((func for _, func, _ in connection.run_on_commit if isinstance(func, _Bump)), None)
+    if pending is None:
+        pending = _Bump()
+        transaction.on_commit(pending)
+    pending.topics.update(topics)
+
+
+def revisions_read(topics: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The topics' current tokens, or None when the cache cannot be read (then nothing may be reused)."""
+    keys = [_key(topic) for topic in topics]
+    try:
+        found = cache.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if missing:  # never written, or the cache was emptied: start a token, keeping one a racer started
+            for key in missing:
+                cache.add(key, secrets.token_hex(8), timeout=None)
+            found = cache.get_many(keys)
+    except Exception as error:
+        log.warning("Could not read the revisions of %s: %s", topics, error)
+        return None
+    if len(found) != len(keys):
+        return None
+    return tuple(str(found[key]) for key in keys)
+
+
+class RevisedQuerySet(models.QuerySet):
+    """A queryset whose writes move its model's revision topic."""
+
+    def _revised(self, changed):
+        if changed:
+            revisions_bump(self.model.revision_topic)
+        return changed
+
+    def update(self, **kwargs):
+        return self._revised(super().update(**kwargs))
+
+    def delete(self):
+        deleted = super().delete()
+        self._revised(deleted[0])
+        return deleted
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        self._revised(len(created))
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        return self._revised(super().bulk_update(objs, fields, *args, **kwargs))
+
+
+class RevisedModel(models.Model):
+    """A model whose saves and deletes move `revision_topic` (cascades are the deleted row's own change)."""
+
+    revision_topic: str = ""
+    objects = RevisedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        revisions_bump(self.revision_topic)
+
+    def delete(self, *args, **kwargs):
+        deleted = super().delete(*args, **kwargs)
+        revisions_bump(self.revision_topic)
+        return deleted
+
+
+def _user_written(sender, **kwargs) -> None:
+    revisions_bump(USERS)
+
+
+def revisions_connect() -> None:
+    """Users belong to django.contrib.auth: their writes are heard through signals (usernames and roles show in
+    answers)."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model()
+    post_save.connect(_user_written, sender=user, dispatch_uid="testhub.revisions.user_saved")
+    post_delete.connect(_user_written, sender=user, dispatch_uid="testhub.revisions.user_deleted")
+    m2m_changed.connect(_user_written, sender=user.groups.through, dispatch_uid="testhub.revisions.user_groups")

@@ -11,9 +11,9 @@ from django.core.management import get_commands
 PROJECT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((PROJECT / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-# Read by the images (PostgreSQL, Redis, the demo machines), by Flower, or by compose itself.
+# Read by the images (PostgreSQL, Redis, the demo machines), by Flower, or by compose and its commands.
 OUTSIDE_SETTINGS = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH",
-                    "TESTHUB_DEMO_MACHINE_PASSWORD"}  # fmt: skip
+                    "TESTHUB_DEMO_MACHINE_PASSWORD", "TESTHUB_WEB_WORKERS"}  # fmt: skip
 
 
 def _settings_read_from_the_environment() -> set[str]:

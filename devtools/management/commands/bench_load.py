@@ -3,8 +3,9 @@
 On a scratch database holding a lab's history (10,000 tasks and 10 million cases by default, written once
 and kept for the next run), it starts gunicorn and has wrk keep 50 requests in flight for 60 s against each
 endpoint the web front end leans on, then times 1,000-case submits while the task list is under the same load.
-It prints requests/s, p50 and p99 per endpoint, and the server's settings. Then it loads each endpoint again
-on a server that keeps no answers (every request built afresh, as when the data changes between requests) and
+It prints requests/s, p50 and p99 per endpoint, and the server's settings. Then it loads each endpoint while the
+tasks' and nodes' revisions move ten times a second (a lab recording results), and again on a server that
+keeps no answers (every request built afresh, as when the data changes between requests) and
 prints those figures and the ratio, so the cost of a changing lab is measured too.
 """
 
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -30,9 +32,28 @@ from devtools.load import Figures, WebServer, free_port, wrk
 from devtools.scratch import scratch_database_require
 from execution.models import Case, Task
 from nodes.models import Node
+from testhub.revisions import NODES, TASKS, revisions_bump
 from testhub.roles import TESTERS
 
 TARGET_RATE, TARGET_P99_MS, TARGET_SUBMIT_P99_MS = 300, 150, 300
+
+
+@contextmanager
+def _revisions_moving(*, per_second: float):
+    """Move the revisions a busy lab moves, `per_second` times a second, until the block ends."""
+    stop = threading.Event()
+
+    def move():
+        while not stop.wait(1 / per_second):
+            revisions_bump(TASKS, NODES)
+
+    mover = threading.Thread(target=move, daemon=True)
+    mover.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        mover.join()
 
 
 class Command(BaseCommand):
@@ -44,9 +65,17 @@ class Command(BaseCommand):
         parser.add_argument("--big-task-cases", type=int, default=100_000)
         parser.add_argument("--connections", type=int, default=50)
         parser.add_argument("--seconds", type=int, default=60)
-        parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+        parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (compose.yaml's)")
         parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
         parser.add_argument("--submits", type=int, default=30, help="1,000-case submits timed under load")
+        parser.add_argument(
+            "--busy-seconds",
+            type=int,
+            default=15,
+            help="then load each endpoint this long while the lab records: the tasks' and nodes' revisions move "
+            "--busy-rate times a second, as the recorder's commits and the heartbeats move them (0: skip)",
+        )
+        parser.add_argument("--busy-rate", type=float, default=10.0)
         parser.add_argument(
             "--afresh-seconds",
             type=int,
@@ -62,9 +91,14 @@ class Command(BaseCommand):
         endpoints = self._endpoints(big_task)
         load = {"token": token, "connections": options["connections"], "seconds": options["seconds"]}
         server = self._server(options, answers_kept=True)
+        busy = []
         try:
             figures = [wrk(f"{server.base}{path}", label=label, **load) for label, path in endpoints]
             submits = self._submits_under_load(server, submit_body, options["submits"], load)
+            if options["busy_seconds"]:
+                load_busy = {**load, "seconds": options["busy_seconds"]}
+                with _revisions_moving(per_second=options["busy_rate"]):
+                    busy = [wrk(f"{server.base}{path}", label=label, **load_busy) for label, path in endpoints]
         finally:
             server.stop()
         afresh = []
@@ -76,7 +110,7 @@ class Command(BaseCommand):
             finally:
                 server_afresh.stop()
         self.online = False
-        self._print(figures, submits, afresh, server, options)
+        self._print(figures, submits, busy, afresh, server, options)
 
     def _server(self, options: dict, *, answers_kept: bool) -> WebServer:
         folder = Path(tempfile.mkdtemp(prefix="testhub-load-"))
@@ -169,7 +203,7 @@ class Command(BaseCommand):
         background.join()
         return timings
 
-    def _print(self, figures, submits, afresh, server: WebServer, options: dict) -> None:
+    def _print(self, figures, submits, busy, afresh, server: WebServer, options: dict) -> None:
         out = self.stdout.write
         out(f"\n{server.settings}; wrk: {options['connections']} connections, {options['seconds']} s per endpoint")
         kept_for = settings.TESTHUB_ANSWER_CACHE_SECONDS
@@ -183,6 +217,12 @@ class Command(BaseCommand):
             f"{'submit 1,000 cases under load':<32} {len(submits):>4} submits: p50 {median:.0f} ms, p99 {p99:.0f} ms  "
             f"{ok} (p99 < {TARGET_SUBMIT_P99_MS} ms)"
         )
+        if busy:
+            out(
+                f"\nWhile the lab records: the tasks' and nodes' revisions move {options['busy_rate']:g} times a "
+                f"second ({options['busy_seconds']} s per endpoint)"
+            )
+            self._table(busy, judged=True)
         if afresh:
             out(
                 f"\nEvery answer built afresh (TESTHUB_ANSWER_CACHE_SECONDS=0, {options['afresh_seconds']} s per "

@@ -2,10 +2,10 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count
 
+from accounts.roles import LabAdminMixin
+from api.errors import DomainError
 from catalog import services
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
-from testhub.errors import DomainError
-from testhub.roles import LabAdminMixin
 
 
 def _unlink(modeladmin, request, link: ProductTool) -> None:

@@ -9,13 +9,13 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
+from api.answers import RevisionCachedAnswers
+from api.parsers import StrictMultiPartParser
+from api.revisions import CATALOG
+from api.views import LookupUnfiltered
 from catalog import services
 from catalog.models import Product, ProductTestResult, TestTool
 from catalog.validators import validate_package_file_name
-from testhub.answers import RevisionCachedAnswers
-from testhub.parsers import StrictMultiPartParser
-from testhub.revisions import CATALOG
-from testhub.views import LookupUnfiltered
 
 RESULT_HISTORY_LENGTH = 100
 

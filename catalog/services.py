@@ -3,8 +3,9 @@ from decimal import Decimal
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from api.errors import Conflict, DomainError
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
-from testhub.errors import Conflict
+from catalog.signals import product_tool_unlink_checks
 
 
 def product_upload(*, name: str, version: str, file: UploadedFile) -> tuple[Product, bool]:
@@ -37,13 +38,23 @@ def product_tool_link(*, product: Product, tool: TestTool) -> ProductTool:
     return link
 
 
+def product_tools_require(*, product: Product, tools: list[TestTool]) -> None:
+    """A product is tested only with its own tools: DomainError naming any tool not linked to it. Every way in
+    (API, admin, templates, node installs) checks with this."""
+    linked = set(ProductTool.objects.filter(product=product, tool__in=tools).values_list("tool_id", flat=True))
+    unlinked = [str(tool) for tool in tools if tool.pk not in linked]
+    if unlinked:
+        raise DomainError(
+            f"{', '.join(unlinked)} {'is' if len(unlinked) == 1 else 'are'} not linked to {product}: "
+            "pick one of the product's tools, or link it to the product first."
+        )
+
+
 def product_tool_unlink(*, product: Product, tool: TestTool) -> None:
-    # Reverse relations keep catalog free of imports from the apps built on it.
-    installs = tool.installs.filter(node_product__product=product).count()
-    if installs:
-        raise Conflict(f"{tool} is installed for {product} on {installs} node(s); uninstall it there first.")
-    if product.tasks.unfinished().filter(tool=tool).exists():
-        raise Conflict(f"Unfinished tasks test {product} with {tool}; wait for them or cancel them first.")
+    """Refused while the apps built on catalog still use the link (they answer product_tool_unlink_checks)."""
+    for _, refusal in product_tool_unlink_checks.send(sender=ProductTool, product=product, tool=tool):
+        if refusal:
+            raise Conflict(refusal)
     ProductTool.objects.filter(product=product, tool=tool).delete()
 
 

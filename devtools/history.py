@@ -14,12 +14,12 @@ from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.roles import LAB_MANAGERS, TESTERS
+from api.revisions import CATALOG, NODES, TASKS, USERS, revisions_bump
 from catalog.models import Product, ProductTool, TestTool
 from execution.models import Case, Task, TaskNodeCount
 from nodes.models import InstallState, Node, NodeProduct, NodeTool
 from reporting.models import Report
-from testhub.revisions import CATALOG, NODES, TASKS, USERS, revisions_bump
-from testhub.roles import LAB_MANAGERS, TESTERS
 
 PRODUCTS, TOOLS, TESTERS_COUNT = 20, 5, 12
 DAYS = 180

@@ -26,3 +26,16 @@ def scratch_database_require() -> None:
             "flood it: run it through bin/bench (or mark a database of your own with "
             f"COMMENT ON DATABASE ... IS '{MARKER}')."
         )
+
+
+# bin/bench claims a free Redis db by setting this key in it; a command that flushes its Redis db needs it there.
+REDIS_CLAIM_KEY = "testhub:bench"
+
+
+def scratch_redis_require(client) -> None:
+    """CommandError unless bin/bench claimed this Redis db for the run (the claim key is set in it)."""
+    if not client.exists(REDIS_CLAIM_KEY):
+        raise CommandError(
+            f"The Redis db of REDIS_URL was not claimed by bin/bench (no {REDIS_CLAIM_KEY!r} key), and this command "
+            "would flush it: run it through bin/bench."
+        )

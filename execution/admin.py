@@ -1,12 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.roles import LabAdminMixin, ReadOnlyAdminMixin
+from api.errors import DomainError
 from execution import services
 from execution.models import Case, RejectedEvent, Task, TaskTemplate, WebhookHost
-from testhub.errors import DomainError
-from testhub.roles import LabAdminMixin, ReadOnlyAdminMixin
 
 CASES_SHOWN_ON_TASK_PAGE = 200
 
@@ -88,8 +88,25 @@ class CaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).defer("log")
 
 
+class TaskTemplateForm(forms.ModelForm):
+    class Meta:
+        model = TaskTemplate
+        fields = ["name", "product", "tool", "cases", "priority", "case_timeout", "cron"]
+
+    def _post_clean(self):
+        """The rules the API applies too (execution.services.template_check), on the instance the form built."""
+        super()._post_clean()
+        if self.instance.product_id is None or self.instance.tool_id is None or self.errors:
+            return
+        try:
+            services.template_check(template=self.instance)
+        except DomainError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+
+
 @admin.register(TaskTemplate)
 class TaskTemplateAdmin(LabAdminMixin, admin.ModelAdmin):
+    form = TaskTemplateForm
     list_display = ["name", "product", "tool", "priority", "cron", "last_run_error", "updated_at"]
     list_select_related = ["product", "tool"]
     list_filter = ["product", "tool"]
@@ -99,10 +116,14 @@ class TaskTemplateAdmin(LabAdminMixin, admin.ModelAdmin):
     actions = ["run_now"]
 
     def save_model(self, request, obj, form, change):
-        with transaction.atomic():
-            obj.created_by = obj.created_by or request.user
-            super().save_model(request, obj, form, change)
-            services.template_schedule(template=obj)
+        services.template_save(template=obj, user=request.user)
+
+    def delete_model(self, request, obj):
+        services.template_delete(template=obj)
+
+    def delete_queryset(self, request, queryset):
+        for template in queryset:
+            services.template_delete(template=template)
 
     @admin.display(description="recent runs")
     def recent_runs(self, template):

@@ -1,6 +1,5 @@
 import django_filters
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -10,18 +9,18 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
+from accounts.permissions import SubmitPermission
+from accounts.roles import is_lab_manager
+from api.answers import RevisionCachedAnswers
+from api.pagination import CursorPagination, OldestFirstCursorPagination
+from api.renderers import PlainTextRenderer
+from api.revisions import CATALOG, NODES, TASKS, USERS
+from api.views import LookupUnfiltered
 from catalog.models import Product, TestTool
 from execution import services
 from execution.counts import task_node_counts
 from execution.models import Case, Task, TaskTemplate, WebhookHost
-from execution.validators import CASE_NAME_MAX_LENGTH, case_names_check, validate_one_line
-from testhub.answers import RevisionCachedAnswers
-from testhub.pagination import CursorPagination, OldestFirstCursorPagination
-from testhub.permissions import SubmitPermission
-from testhub.renderers import PlainTextRenderer
-from testhub.revisions import CATALOG, NODES, TASKS, USERS
-from testhub.roles import is_lab_manager
-from testhub.views import LookupUnfiltered
+from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
 
 
 class CaseCountsSerializer(serializers.Serializer):
@@ -416,15 +415,6 @@ class TemplateSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["last_run_error", "created_at", "updated_at"]
 
-    def validate(self, attrs):
-        product = attrs.get("product", getattr(self.instance, "product", None))
-        tool = attrs.get("tool", getattr(self.instance, "tool", None))
-        if product and tool and not product.tool_links.filter(tool=tool).exists():
-            raise serializers.ValidationError({"tool": f"{tool} is not linked to {product}; pick one of its tools."})
-        if "cases" in attrs and tool:
-            attrs["cases"] = case_names_check(attrs["cases"], allow_leading_dash=tool.allow_option_like_cases)
-        return attrs
-
 
 class TemplateRunSerializer(TaskSerializer):
     success_rate = serializers.DecimalField(
@@ -454,18 +444,16 @@ class TemplateViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelVie
     ordering_fields = ["name", "created_at"]
 
     def perform_create(self, serializer):
-        with transaction.atomic():
-            services.template_schedule(template=serializer.save(created_by=self.request.user))
+        template = TaskTemplate(**serializer.validated_data)
+        serializer.instance = services.template_save(template=template, user=self.request.user)
 
     def perform_update(self, serializer):
-        with transaction.atomic():
-            services.template_schedule(template=serializer.save())
+        for field, value in serializer.validated_data.items():
+            setattr(serializer.instance, field, value)
+        services.template_save(template=serializer.instance)
 
     def perform_destroy(self, instance):
-        with transaction.atomic():
-            instance.cron = ""
-            services.template_schedule(template=instance)
-            instance.delete()
+        services.template_delete(template=instance)
 
     @extend_schema(request=None, responses={201: TaskSerializer})
     @action(detail=True, methods=["post"])

@@ -5,8 +5,8 @@ import logging
 
 from execution.events import case_token
 from execution.models import Case, Task
+from messaging import broker
 from nodes.capabilities import capability_queue
-from testhub import broker
 from worker.protocol import CaseJob, message_priority
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import time
 import redis
 from celery import bootsteps
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import close_old_connections
 
-from execution.recording import DatabaseUnavailable, database_reachable, events_take
+from execution.recording import DatabaseUnavailable, events_take
 from worker.protocol import CONTROL_QUEUE, EVENTS_KEY
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,6 @@ class EventRecorder(threading.Thread):
         self.take = self.client.register_script(_TAKE)
         self.stopping = threading.Event()
         self.outage = Outage("event recording")
-        self.next_sweep = 0.0
         self.next_adoption = 0.0
 
     def run(self):
@@ -96,12 +95,10 @@ class EventRecorder(threading.Thread):
                 self._record(self._own_list())  # left over from a crash, or from an outage
                 self._note_hearing()
                 while not self.stopping.is_set():
-                    full = self._record(self._next_batch())
+                    self._record(self._next_batch())
                     if self.outage.working():
                         self._note_hearing()
                     self._keep_alive()
-                    if not full:  # judge silence only once the backlog is read
-                        self._sweep_when_due()
                     self._adopt_orphans_when_due()
             except (redis.RedisError, DatabaseUnavailable) as error:
                 self.outage.failing(error)
@@ -123,8 +120,8 @@ class EventRecorder(threading.Thread):
     def _note_hearing(self) -> None:
         """Recording (again): from now on silence can be judged; and if Redis was restarted, the machines'
         broker users went with it, and their workers cannot sign in until they are made again."""
+        from messaging import broker
         from nodes.services import node_broker_users_sync
-        from testhub import broker
 
         broker.hearing_restored(client=self.client)
         node_broker_users_sync()
@@ -145,10 +142,10 @@ class EventRecorder(threading.Thread):
         self.stopping.wait(GATHER_SECONDS)
         return [*batch, *self.take(keys=[EVENTS_KEY, self.processing_key], args=[BATCH_SIZE - len(batch)])]
 
-    def _record(self, batch: list[bytes]) -> bool:
-        """Record the batch, then drop this recorder's list; True when the batch was full (more may wait)."""
+    def _record(self, batch: list[bytes]) -> None:
+        """Record the batch, then drop this recorder's list."""
         if not batch:
-            return False
+            return
         from execution.services import report_enqueue
 
         close_old_connections()
@@ -156,23 +153,6 @@ class EventRecorder(threading.Thread):
         self.client.delete(self.processing_key)
         for task_id in sorted(outcome.tasks_to_report):
             report_enqueue(task_id)
-        return len(batch) >= BATCH_SIZE
-
-    def _sweep_when_due(self) -> None:
-        """Silent nodes go offline, and the cases they were running go back to the queue."""
-        if time.monotonic() < self.next_sweep:
-            return
-        from execution.services import cases_requeue_from_silent_nodes
-        from nodes.services import nodes_mark_offline
-
-        try:
-            nodes_mark_offline()
-            cases_requeue_from_silent_nodes()
-        except DatabaseError as error:
-            if not database_reachable():
-                raise DatabaseUnavailable(str(error)) from error
-            raise
-        self.next_sweep = time.monotonic() + settings.TESTHUB_LIVENESS_SWEEP_SECONDS
 
     def _adopt_orphans_when_due(self) -> None:
         """The processing lists of recorders whose control worker is gone for good become this one's."""

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from api.revisions import TASKS, revisions_bump
 from execution.counts import CountChanges
 from execution.events import (
     BadEvent,
@@ -29,6 +30,7 @@ from execution.events import (
 )
 from execution.jobs import cases_publish_again
 from execution.models import Case, RejectedEvent, Task
+from messaging import broker
 from nodes.models import Node
 from nodes.services import (
     HeartbeatSeen,
@@ -39,8 +41,6 @@ from nodes.services import (
     node_unverified_heartbeats_record,
 )
 from nodes.services import node_install_mark_failed as install_mark_failed
-from testhub import broker
-from testhub.revisions import TASKS, revisions_bump
 from worker.protocol import clean_text
 
 logger = logging.getLogger(__name__)
@@ -166,6 +166,7 @@ def rejected_events_store(*, rejected: list[tuple[bytes, str]]) -> None:
     )
     for raw, reason in rejected:
         logger.warning("worker event set aside: %s: %.200r", reason, raw)
+    rejected_events_prune()
 
 
 def rejected_events_prune(*, keep: int = 10_000) -> int:
@@ -207,6 +208,13 @@ def _events_apply(events: list[Event]) -> set[int]:
     case_events = [event for event in events if isinstance(event, CaseEvent)]
     heartbeats = [event for event in events if isinstance(event, HeartbeatEvent)]
     node_ids = dict(Node.objects.filter(name__in={event.node for event in events}).values_list("name", "pk"))
+    ended_tasks = _case_events_apply(case_events, node_ids)
+    _node_news_apply(case_events, heartbeats, node_ids)
+    return ended_tasks
+
+
+def _case_events_apply(case_events: list[CaseEvent], node_ids: dict[str, int]) -> set[int]:
+    """The cases, their tasks' kept counts and start times; returns the tasks in which a case ended."""
     cases = _open_cases_locked({event.case_id for event in case_events})
     before = {pk: (case.status, case.node_id) for pk, case in cases.items()}
     changed, again = _cases_apply(case_events, cases, node_ids)
@@ -215,6 +223,11 @@ def _events_apply(events: list[Event]) -> set[int]:
     if again:
         transaction.on_commit(lambda: _hand_out_again(again))
     _tasks_mark_started(changed.values())
+    return {case.task_id for case in changed.values() if case.status not in Case.OPEN_STATUSES}
+
+
+def _node_news_apply(case_events: list[CaseEvent], heartbeats: list[HeartbeatEvent], node_ids: dict[str, int]) -> None:
+    """What the events say of the nodes: installs that could not run, infrastructure error streaks, heartbeats."""
     _installs_mark_failed(case_events, node_ids)
     node_infra_errors_count(streaks=_infra_error_streaks(case_events, node_ids))
     node_heartbeats_record(
@@ -223,7 +236,6 @@ def _events_apply(events: list[Event]) -> set[int]:
             for beat in heartbeats
         ]
     )
-    return {case.task_id for case in changed.values() if case.status not in Case.OPEN_STATUSES}
 
 
 def _counts_follow(cases, before: dict[int, tuple[str, int | None]], node_ids: dict[str, int]) -> None:

@@ -3,26 +3,25 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import Product, ProductTool, TestTool
+from api.errors import Conflict, DomainError, NoCapableNode
+from catalog.models import Product, TestTool
+from catalog.services import product_tools_require
 from execution.counts import cases_move, task_counts_repair
 from execution.jobs import cases_publish_again, task_chord_publish
 from execution.models import Case, Task, TaskTemplate
-from execution.recording import rejected_events_prune
-from execution.validators import case_names_check
+from execution.tasks import dispatch_task
+from execution.validators import InvalidCases, case_names_check
 from execution.webhooks import webhook_target
+from messaging import broker
 from nodes.capabilities import capability_queue
 from nodes.models import Node
-from nodes.services import node_broker_users_sync, nodes_mark_offline, nodes_silent_since, operations_reconcile
-from testhub import broker
-from testhub.authentication import expired_tokens_delete
-from testhub.errors import Conflict, DomainError, NoCapableNode
+from nodes.services import nodes_silent_since
 from worker.protocol import CONTROL_QUEUE
 
 logger = logging.getLogger(__name__)
@@ -63,8 +62,7 @@ def task_submit(
 
     Raises InvalidCases (naming the bad names), DomainError or NoCapableNode with what to fix.
     """
-    if not ProductTool.objects.filter(product=product, tool=tool).exists():
-        raise DomainError(f"{tool} is not linked to {product}; pick one of the product's tools.")
+    product_tools_require(product=product, tools=[tool])
     case_names = case_names_check(case_names, allow_leading_dash=tool.allow_option_like_cases)
     if webhook_url:
         webhook_target(webhook_url)  # raises WebhookRefused: not allow-listed, or an internal address
@@ -91,8 +89,6 @@ def task_submit(
 def _dispatch_soon(task_id: int) -> None:
     """Ask the control worker to publish the task's chord. If the broker is away the task is safe in the
     database and the reconciler dispatches it once the grace period has passed."""
-    from execution.tasks import dispatch_task
-
     try:
         dispatch_task.apply_async((task_id,), retry=False)
     except Exception:
@@ -114,18 +110,18 @@ def task_dispatch(*, task_id: int) -> bool:
 
 def report_enqueue(task_id: int) -> None:
     # By name: reporting builds on execution, not the other way round.
-    current_app.send_task("reporting.build_report", args=(task_id,), queue=CONTROL_QUEUE)
+    broker.enqueue(broker.BUILD_REPORT_TASK, task_id)
 
 
 # --- machines that die mid-case ------------------------------------------------------------------------------
 
 
-def cases_requeue_from_silent_nodes() -> list[int]:
+def cases_requeue_from_silent_nodes(*, silent_since: datetime | None = None, **signal) -> list[int]:
     """The cases held by nodes gone silent go back to their queues now, not after the visibility timeout: those
     the database says run there, and those whose message a dead worker took but had not yet announced (its own
     record in Redis says so). Each is queued afresh from the database, and the dead worker's record of it is
     dropped. A worker that was only cut off and still ends its case is harmless: the first end recorded wins."""
-    silent_since = nodes_silent_since()
+    silent_since = silent_since or nodes_silent_since()
     if silent_since is None:
         return []
     silent = list(Node.objects.filter(last_heartbeat__lt=silent_since).values_list("name", flat=True))
@@ -157,6 +153,13 @@ def _cases_hand_out_again(case_ids: list[int], *, forget_on: list[str]) -> None:
         cases_publish_again(case_ids)
     except Exception:  # the cases are queued in the database; the reconciler publishes what the broker lacks
         logger.warning("could not queue cases %s again", case_ids[:20], exc_info=True)
+
+
+def product_tool_tasks_refusal(*, product: Product, tool: TestTool, **signal) -> str | None:
+    """Why a tool cannot be unlinked from a product: unfinished tasks test the product with it."""
+    if Task.objects.unfinished().filter(product=product, tool=tool).exists():
+        return f"Unfinished tasks test {product} with {tool}; wait for them or cancel them first."
+    return None
 
 
 def node_removal_refusal(*, node: Node, **signal) -> str | None:
@@ -219,7 +222,6 @@ class Reconciled:
     redispatched: list[int]
     reported: list[int]
     requeued_cases: int
-    nodes_offline: list[str]
 
 
 def _stalled_without_capable_node(task: Task, *, since: datetime) -> bool:
@@ -243,13 +245,8 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     """
     now = now or timezone.now()
     grace = timedelta(seconds=settings.TESTHUB_DISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds)
-    outcome = Reconciled([], [], [], 0, nodes_mark_offline(now=now))
-    cases_requeue_from_silent_nodes()
-    node_broker_users_sync()  # a Redis restart forgets the machines' broker users
+    outcome = Reconciled([], [], [], 0)
     task_counts_repair(task_ids=list(Task.objects.unfinished().values_list("pk", flat=True)))
-    expired_tokens_delete()
-    operations_reconcile(now=now)
-    rejected_events_prune()
     broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
         open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)
@@ -292,7 +289,8 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
 # --- templates: saved tasks, run now or on a cron schedule ------------------------------------------------
 
 
-def _crontab(expression: str):
+def _crontab_parsed(expression: str):
+    """An unsaved CrontabSchedule of the expression, or DomainError saying what is wrong with it."""
     from django_celery_beat.models import CrontabSchedule
 
     fields = expression.split()
@@ -311,13 +309,62 @@ def _crontab(expression: str):
         schedule.schedule  # noqa: B018  (parses every field)
     except ValueError as error:
         raise DomainError(f"The schedule {expression!r} is not valid cron: {error}.") from None
+    return schedule
+
+
+def _crontab(expression: str):
+    from django_celery_beat.models import CrontabSchedule
+
+    schedule = _crontab_parsed(expression)
     existing = CrontabSchedule.objects.filter(
-        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+        minute=schedule.minute,
+        hour=schedule.hour,
+        day_of_month=schedule.day_of_month,
+        month_of_year=schedule.month_of_year,
+        day_of_week=schedule.day_of_week,
     ).first()
     if existing:
         return existing
     schedule.save()
     return schedule
+
+
+def template_check(*, template: TaskTemplate) -> None:
+    """The rules every template meets however it is saved (API, admin, commands): its tool is one of the product's,
+    its cases are a usable list of names (trimmed here), its cron expression parses."""
+    try:
+        product_tools_require(product=template.product, tools=[template.tool])
+    except DomainError as error:
+        error.field = "tool"
+        raise
+    if not isinstance(template.cases, list) or not all(isinstance(name, str) for name in template.cases):
+        raise InvalidCases("Give the cases as a list of names.")
+    template.cases = case_names_check(template.cases, allow_leading_dash=template.tool.allow_option_like_cases)
+    if template.cron:
+        try:
+            _crontab_parsed(template.cron)
+        except DomainError as error:
+            error.field = "cron"
+            raise
+
+
+def template_save(*, template: TaskTemplate, user: AbstractBaseUser | None = None) -> TaskTemplate:
+    """Create or change a template, with its beat entry in step, in one transaction."""
+    template_check(template=template)
+    with transaction.atomic():
+        if template.created_by_id is None and user is not None:
+            template.created_by = user
+        template.save()
+        template_schedule(template=template)
+    return template
+
+
+def template_delete(*, template: TaskTemplate) -> None:
+    """The template and its beat entry; the tasks it ran stay."""
+    with transaction.atomic():
+        template.cron = ""
+        template_schedule(template=template)
+        template.delete()
 
 
 def template_schedule(*, template: TaskTemplate) -> None:

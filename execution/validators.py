@@ -6,7 +6,7 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from testhub.errors import DomainError
+from api.errors import DomainError
 
 CASE_NAME_MAX_LENGTH = 500
 # Control characters (Unicode category Cc), line and paragraph separators, and lone surrogates.

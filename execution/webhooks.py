@@ -7,8 +7,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from api.errors import DomainError
 from execution.models import WebhookHost
-from testhub.errors import DomainError
 
 
 class WebhookRefused(DomainError):

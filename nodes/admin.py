@@ -5,12 +5,15 @@ from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from catalog.models import ProductTool, TestTool
+from accounts.roles import LabAdminMixin
+from api.errors import DomainError
+from catalog.models import TestTool
+from catalog.services import product_tools_require
 from nodes import services, ssh
 from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
-from testhub.errors import DomainError
-from testhub.roles import LabAdminMixin
+
+NODE_FIELDS = ["name", "ip", "ssh_port", "username", "managed", "install_root", "slots"]
 
 
 class NodeForm(forms.ModelForm):
@@ -32,7 +35,7 @@ class NodeForm(forms.ModelForm):
 
     class Meta:
         model = Node
-        fields = ["name", "ip", "ssh_port", "username", "password", "private_key", "managed", "install_root", "slots"]
+        fields = [*NODE_FIELDS, "password", "private_key"]
 
     def clean_private_key(self):
         value = self.cleaned_data.get("private_key", "")
@@ -43,14 +46,19 @@ class NodeForm(forms.ModelForm):
                 raise ValidationError(str(error)) from None
         return value
 
-    def save(self, commit=True):
-        if self.cleaned_data.get("password"):
-            self.instance.set_password(self.cleaned_data["password"])
-        if self.cleaned_data.get("private_key", "").strip():
-            self.instance.set_private_key(self.cleaned_data["private_key"])
-        elif self.cleaned_data.get("forget_private_key"):
-            self.instance.set_private_key("")
-        return super().save(commit)
+    def credentials(self) -> dict[str, str | None]:
+        """The credentials to store, as the node services take them: None keeps the stored one."""
+        private_key = self.cleaned_data.get("private_key", "")
+        return {
+            "password": self.cleaned_data.get("password") or None,
+            "private_key": private_key
+            if private_key.strip()
+            else ("" if self.cleaned_data.get("forget_private_key") else None),
+        }
+
+    def changed_fields(self) -> dict:
+        """The node's own fields the page changed (credentials are not among them)."""
+        return {name: self.cleaned_data[name] for name in self.changed_data if name in NODE_FIELDS}
 
 
 class NodeProductInlineForm(forms.ModelForm):
@@ -80,13 +88,10 @@ class NodeProductInlineForm(forms.ModelForm):
         product, node = cleaned.get("product"), self.instance.node
         if product is None:
             return cleaned
-        tools = cleaned.get("tools") or []
-        linked = set(ProductTool.objects.filter(product=product).values_list("tool_id", flat=True))
-        unlinked = [str(tool) for tool in tools if tool.pk not in linked]
-        if unlinked:
-            raise ValidationError(
-                f"{', '.join(unlinked)} not linked to {product}: link it on the product's page first."
-            )
+        try:
+            product_tools_require(product=product, tools=list(cleaned.get("tools") or []))
+        except DomainError as error:
+            raise ValidationError(error.message) from error
         try:
             cleaned["install_path"] = resolve_install_path(
                 root=node.install_root,
@@ -146,13 +151,11 @@ def _request(kind: str, done: str):
     def action(modeladmin, request, queryset):
         queued = 0
         for node in queryset:
-            if kind == NodeOperation.Kind.INSTALL:
-                if not node.managed:
-                    modeladmin.message_user(request, f"{node} is not managed over SSH: skipped.", messages.WARNING)
-                    continue
-                services.installs_retry(node=node)
             try:
-                services.operation_request(node=node, kind=kind, user=request.user)
+                if kind == NodeOperation.Kind.INSTALL:
+                    services.installs_apply_request(node=node, user=request.user)
+                else:
+                    services.operation_request(node=node, kind=kind, user=request.user)
             except DomainError as error:
                 modeladmin.message_user(request, error.message, messages.ERROR)
                 continue
@@ -254,6 +257,14 @@ class NodeAdmin(LabAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(product_count=Count("installs", distinct=True))
 
+    def save_model(self, request, obj, form, change):
+        """Through the same services as the API: a change writes only the fields the page changed."""
+        credentials = form.credentials()
+        if change:
+            services.node_update(node=obj, **credentials, **form.changed_fields())
+        else:
+            services.node_add(node=obj, **{name: value or "" for name, value in credentials.items()})
+
     def delete_model(self, request, obj):
         self._remove(request, obj)
 
@@ -322,10 +333,10 @@ class NodeToolForm(forms.ModelForm):
         tool, node_product = cleaned.get("tool"), self.instance.node_product
         if tool is None:
             return cleaned
-        if not ProductTool.objects.filter(product=node_product.product, tool=tool).exists():
-            raise ValidationError(
-                f"{tool} is not linked to {node_product.product}: link it on the product's page first."
-            )
+        try:
+            product_tools_require(product=node_product.product, tools=[tool])
+        except DomainError as error:
+            raise ValidationError(error.message) from error
         try:
             cleaned["install_path"] = resolve_install_path(
                 root=node_product.node.install_root,

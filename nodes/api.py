@@ -4,13 +4,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.answers import RevisionCachedAnswers
+from api.revisions import CATALOG, NODES, USERS
+from api.views import LookupUnfiltered
 from catalog.models import Product, TestTool
 from nodes import services, ssh
 from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
-from testhub.answers import RevisionCachedAnswers
-from testhub.errors import DomainError
-from testhub.revisions import CATALOG, NODES, USERS
-from testhub.views import LookupUnfiltered
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -224,11 +223,10 @@ class NodeViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelViewSet
         `reinstall` every install (after uploading a product's or tool's file again)."""
         incoming = ApplyInstallsSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        node = self.get_object()
-        if not node.managed:
-            raise DomainError(f"{node} is not managed over SSH: its installs are only recorded here.")
-        services.installs_retry(node=node, reinstall=incoming.validated_data["reinstall"])
-        return self._operation(NodeOperation.Kind.INSTALL)
+        operation = services.installs_apply_request(
+            node=self.get_object(), user=request.user, reinstall=incoming.validated_data["reinstall"]
+        )
+        return Response(NodeOperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=MaintenanceSerializer, responses=NodeSerializer)
     @action(detail=True, methods=["post"])

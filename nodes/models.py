@@ -5,10 +5,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from api.revisions import NODES, RevisedModel, RevisedQuerySet
 from catalog.models import Product, TestTool
+from nodes import crypto
 from nodes.paths import validate_install_root
-from testhub import crypto
-from testhub.revisions import NODES, RevisedModel, RevisedQuerySet
 
 
 class InstallState(models.TextChoices):

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import LockError
 
+from messaging import broker
 from nodes import ssh
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool, SSHStatus
 from nodes.services import (
@@ -29,7 +30,6 @@ from nodes.services import (
     worker_queues_following,
 )
 from nodes.worker_release import WorkerReleaseError, release_name, worker_release
-from testhub import broker
 from worker import manifest
 
 logger = logging.getLogger(__name__)

@@ -11,13 +11,16 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog.models import Product, ProductTool, TestTool
+from api.errors import Conflict, DomainError
+from catalog.models import Product, TestTool
+from catalog.services import product_tools_require
+from messaging import broker
+from nodes import crypto
 from nodes.capabilities import capability_queue
 from nodes.models import InstallState, Node, NodeOperation, NodeProduct, NodeTool
 from nodes.paths import resolve_install_path
-from nodes.signals import node_removal_checks
-from testhub import broker, crypto
-from testhub.errors import Conflict
+from nodes.signals import node_removal_checks, nodes_went_silent
+from nodes.tasks import run_operation
 from worker.protocol import PROTOCOL_VERSION
 
 logger = logging.getLogger(__name__)
@@ -36,8 +39,20 @@ class ProductInstall:
     tools: list[ToolInstall] = field(default_factory=list)
 
 
+def product_tool_installs_refusal(*, product: Product, tool: TestTool, **signal) -> str | None:
+    """Why a tool cannot be unlinked from a product: the nodes where it is installed for it."""
+    installs = NodeTool.objects.filter(tool=tool, node_product__product=product).count()
+    if installs:
+        return f"{tool} is installed for {product} on {installs} node(s); uninstall it there first."
+    return None
+
+
 def node_create(*, password: str = "", private_key: str = "", **fields) -> Node:
-    node = Node(**fields)
+    return node_add(node=Node(**fields), password=password, private_key=private_key)
+
+
+def node_add(*, node: Node, password: str = "", private_key: str = "") -> Node:
+    """Save a new node (built by the caller, as admin's form does) with its credentials encrypted."""
     node.set_password(password)
     node.set_private_key(private_key)
     node.full_clean()
@@ -78,6 +93,15 @@ def node_host_key_accept(*, node: Node, fingerprint: str) -> Node:
     return node
 
 
+def installs_apply_request(*, node: Node, user=None, reinstall: bool = False) -> NodeOperation:
+    """Carry the node's installs out on its machine again (pending, failed, removals; with `reinstall` every one).
+    Only a managed node's machine is TestHub's to change."""
+    if not node.managed:
+        raise DomainError(f"{node} is not managed over SSH: its installs are only recorded here.")
+    installs_retry(node=node, reinstall=reinstall)
+    return operation_request(node=node, kind=NodeOperation.Kind.INSTALL, user=user)
+
+
 def installs_retry(*, node: Node, reinstall: bool = False) -> None:
     """Failed installs of a managed node become pending, for the next install operation; with `reinstall`,
     installed ones too (to ship a product or tool file uploaded again). The worker stops taking their cases
@@ -105,51 +129,60 @@ def node_installs_set(*, node: Node, installs: list[ProductInstall]) -> None:
     removing; the control worker then carries the change out on the machine. On an unmanaged node the
     change is only recorded (someone else puts the files there). Paths resolve inside the install root.
     """
-    problems = []
-    seen_products = set()
-    linked = set(
-        ProductTool.objects.filter(product__in=[i.product for i in installs]).values_list("product_id", "tool_id")
-    )
-    for index, install in enumerate(installs):
-        if install.product.pk in seen_products:
-            problems.append(f"products[{index}]: {install.product} is listed twice.")
-        seen_products.add(install.product.pk)
-        seen_tools = set()
-        for tool_install in install.tools:
-            if (install.product.pk, tool_install.tool.pk) not in linked:
-                problems.append(
-                    f"products[{index}]: {tool_install.tool} is not linked to {install.product}; "
-                    "link it to the product first."
-                )
-            if tool_install.tool.pk in seen_tools:
-                problems.append(f"products[{index}]: {tool_install.tool} is listed twice.")
-            seen_tools.add(tool_install.tool.pk)
-        try:
-            install.install_path = resolve_install_path(
-                root=node.install_root, path=install.install_path, default=default_product_path(install.product)
-            )
-            for tool_install in install.tools:
-                tool_install.install_path = resolve_install_path(
-                    root=node.install_root, path=tool_install.install_path, default=default_tool_path(tool_install.tool)
-                )
-        except ValidationError as error:
-            problems.append(f"products[{index}]: {error.messages[0]}")
+    problems = _installs_problems(node=node, installs=installs)
     if problems:
         raise ValidationError({"products": problems})
-
     with worker_queues_following(node=node):
-        dropped = node.installs.exclude(product__in=[i.product for i in installs])
-        if node.managed:
-            NodeTool.objects.filter(node_product__in=dropped).update(state=InstallState.REMOVING, state_message="")
-            dropped.update(state=InstallState.REMOVING, state_message="")
-        else:
-            dropped.delete()
+        _installs_drop(node=node, keeping=[install.product for install in installs])
         for install in installs:
             node_product = _install_record(
                 NodeProduct, managed=node.managed, path=install.install_path, node=node, product=install.product
             )
             node_product_tools_set(node_product=node_product, tools=install.tools)
         _machine_follow(node=node)
+
+
+def _installs_problems(*, node: Node, installs: list[ProductInstall]) -> list[str]:
+    """What is wrong with the installs, each prefixed with where it is; resolves their paths on the way."""
+    problems = []
+    seen_products = set()
+    for index, install in enumerate(installs):
+        if install.product.pk in seen_products:
+            problems.append(f"products[{index}]: {install.product} is listed twice.")
+        seen_products.add(install.product.pk)
+        problems += [f"products[{index}]: {problem}" for problem in _install_problems(node=node, install=install)]
+    return problems
+
+
+def _install_problems(*, node: Node, install: ProductInstall) -> list[str]:
+    problems = []
+    tools = [tool_install.tool for tool_install in install.tools]
+    try:
+        product_tools_require(product=install.product, tools=tools)
+    except DomainError as error:
+        problems.append(error.message)
+    problems += [f"{tool} is listed twice." for tool in dict.fromkeys(tool for tool in tools if tools.count(tool) > 1)]
+    try:
+        install.install_path = resolve_install_path(
+            root=node.install_root, path=install.install_path, default=default_product_path(install.product)
+        )
+        for tool_install in install.tools:
+            tool_install.install_path = resolve_install_path(
+                root=node.install_root, path=tool_install.install_path, default=default_tool_path(tool_install.tool)
+            )
+    except ValidationError as error:
+        problems.append(error.messages[0])
+    return problems
+
+
+def _installs_drop(*, node: Node, keeping: list[Product]) -> None:
+    """Installs of products not kept: removed from the machine first on a managed node, forgotten otherwise."""
+    dropped = node.installs.exclude(product__in=keeping)
+    if node.managed:
+        NodeTool.objects.filter(node_product__in=dropped).update(state=InstallState.REMOVING, state_message="")
+        dropped.update(state=InstallState.REMOVING, state_message="")
+    else:
+        dropped.delete()
 
 
 def node_tools_set(*, node_product: NodeProduct, tools: list[ToolInstall]) -> None:
@@ -446,8 +479,6 @@ def node_release_after_check(*, node: Node) -> None:
 
 def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
     """Queue an operation on the node; one already waiting of the same kind is reused (it will see this change)."""
-    from nodes.tasks import run_operation
-
     if node.status == Node.Status.RETIRING and kind != NodeOperation.Kind.RETIRE:
         raise Conflict(f"{node} is being removed: nothing more is done on its machine.")
     with transaction.atomic():
@@ -478,8 +509,6 @@ def operation_longest_seconds() -> int:
 
 def operations_reconcile(*, now: datetime) -> None:
     """Operations whose message was lost are sent again; ones whose control worker died are failed."""
-    from nodes.tasks import run_operation
-
     stale = now - timedelta(seconds=60)
     for operation_id in NodeOperation.objects.filter(
         state=NodeOperation.State.QUEUED, created_at__lt=stale
@@ -498,6 +527,13 @@ def operations_reconcile(*, now: datetime) -> None:
             state=InstallState.FAILED, state_message=lost_message
         )
     lost.update(state=NodeOperation.State.FAILED, finished_at=now, message=lost_message)
+
+
+def nodes_reconcile(*, now: datetime | None = None) -> None:
+    """What the nodes' own records can drift from: lost or abandoned operations, and the machines' broker users
+    (a Redis restart forgets them)."""
+    operations_reconcile(now=now or timezone.now())
+    node_broker_users_sync()
 
 
 # --- liveness ------------------------------------------------------------------------------------------------
@@ -596,3 +632,20 @@ def nodes_mark_offline(*, now: datetime | None = None) -> list[str]:
         stale.filter(name__in=names).update(status=Node.Status.OFFLINE, status_reason="Its worker stopped answering.")
         logger.warning("nodes offline (no heartbeat): %s", ", ".join(names))
     return names
+
+
+_UNREAD_EVENTS_TOO_MANY = 500  # a recorder's batch
+
+
+def liveness_sweep(*, now: datetime | None = None) -> list[str]:
+    """Silent nodes go offline, then the apps built on nodes take back what silent nodes held (the cases they
+    were running). Returns the nodes that went offline."""
+    if broker.events_unread() >= _UNREAD_EVENTS_TOO_MANY:
+        # The recorders are behind: a node's latest heartbeat may be among the unread events.
+        logger.warning("liveness sweep skipped: %s worker events not yet recorded", broker.events_unread())
+        return []
+    offline = nodes_mark_offline(now=now)
+    silent_since = nodes_silent_since(now=now)
+    if silent_since is not None:
+        nodes_went_silent.send(sender=Node, silent_since=silent_since)
+    return offline

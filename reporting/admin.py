@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from accounts.roles import ReadOnlyAdminMixin
 from reporting.models import Report
-from testhub.roles import ReadOnlyAdminMixin
 
 
 @admin.register(Report)

@@ -3,12 +3,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 
+from accounts.permissions import SubmitPermission
+from api.answers import RevisionCachedAnswers
+from api.revisions import CATALOG, TASKS
+from api.views import LookupUnfiltered
 from reporting.models import Report
 from reporting.services import SUCCESS_RATE_FORMULA
-from testhub.answers import RevisionCachedAnswers
-from testhub.permissions import SubmitPermission
-from testhub.revisions import CATALOG, TASKS
-from testhub.views import LookupUnfiltered
 
 
 class ReportSerializer(serializers.ModelSerializer):

@@ -1,7 +1,7 @@
 from django.db import models
 
+from api.revisions import TASKS, RevisedModel
 from execution.models import Task
-from testhub.revisions import TASKS, RevisedModel
 
 
 class Report(RevisedModel):
@@ -30,6 +30,9 @@ class Report(RevisedModel):
     duration_seconds = models.FloatField(null=True, blank=True)
     by_node = models.JSONField(default=list, blank=True, help_text="Per node: name, passed, failed, errors, total.")
     file = models.FileField(upload_to="reports/%Y/%m/", blank=True, max_length=300)
+    build_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the build under way claimed the report (a dead build's is retaken)."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -3,15 +3,15 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from reporting import services, webhooks
-from reporting.models import Report
+from messaging.broker import BUILD_REPORT_TASK
+from reporting import webhooks
 
 logger = logging.getLogger(__name__)
 
 
 # PostgreSQL restarting or unreachable: try again shortly rather than lose the callback (acks_late acks it).
 @shared_task(
-    name="reporting.build_report",
+    name=BUILD_REPORT_TASK,
     acks_late=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=2,
@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
     max_retries=None,
 )
 def build_report(task_id: int) -> None:
+    from reporting import services
+
     services.report_build(task_id=task_id)
 
 
@@ -34,6 +36,8 @@ def build_report(task_id: int) -> None:
 )
 def send_webhook(report_id: int, target: str) -> None:
     """`target` names the webhook (the lab's or the task's): URLs never travel in task messages."""
+    from reporting.models import Report
+
     report = Report.objects.select_related("task__product", "task__tool").get(pk=report_id)
     try:
         webhooks.webhook_deliver(report=report, target=target)

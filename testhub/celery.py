@@ -1,15 +1,19 @@
-"""The control plane's Celery app: dispatch, recording, reports and reconciling run on queue `control`."""
+"""The control plane's Celery app: dispatch, recording, reports, liveness and reconciling run on queue `control`.
+
+The project package wires the apps together here: their periodic tasks, and the recorder every control worker
+runs.
+"""
 
 import logging
 import os
 
 from celery import Celery, Task, signals
 
+from messaging.broker import BUILD_REPORT_TASK
 from worker.protocol import CHORD_QUEUE, CONTROL_QUEUE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testhub.settings")
 logger = logging.getLogger(__name__)
-REPORT_TASK = "reporting.build_report"
 
 
 class ControlTask(Task):
@@ -18,7 +22,7 @@ class ControlTask(Task):
 
     def __call__(self, *args, **kwargs):
         queue = (getattr(self.request, "delivery_info", None) or {}).get("routing_key")
-        if queue == CHORD_QUEUE and self.name != REPORT_TASK:
+        if queue == CHORD_QUEUE and self.name != BUILD_REPORT_TASK:
             logger.warning("refused %s from %s: only report builds are taken from that queue", self.name, queue)
             return None
         return super().__call__(*args, **kwargs)
@@ -60,15 +64,29 @@ def configure(celery_app: Celery) -> None:
             "execution.*": {"queue": CONTROL_QUEUE},
             "reporting.*": {"queue": CONTROL_QUEUE},
             "nodes.*": {"queue": CONTROL_QUEUE},
+            "accounts.*": {"queue": CONTROL_QUEUE},
         },
-        beat_schedule={
-            "reconcile": {"task": "execution.reconcile", "schedule": float(settings.TESTHUB_RECONCILE_SECONDS)},
-        },
+        beat_schedule=_periodic_tasks(settings),
         worker_hijack_root_logger=False,
         beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
         timezone=settings.TIME_ZONE,
         broker_connection_timeout=3,  # a request that enqueues work must not hang on a missing broker
     )
+
+
+def _periodic_tasks(settings) -> dict:
+    """What beat starts. A message not taken before its next one is due expires: a control worker that was away
+    does not come back to a pile of them."""
+
+    def every(seconds: int) -> dict:
+        return {"schedule": float(seconds), "options": {"expires": float(seconds)}}
+
+    return {
+        "liveness": {"task": "nodes.sweep_liveness", **every(settings.TESTHUB_LIVENESS_SWEEP_SECONDS)},
+        "reconcile nodes": {"task": "nodes.reconcile", **every(settings.TESTHUB_RECONCILE_SECONDS)},
+        "reconcile": {"task": "execution.reconcile", **every(settings.TESTHUB_RECONCILE_SECONDS)},
+        "expired tokens": {"task": "accounts.delete_expired_tokens", **every(3600)},
+    }
 
 
 configure(app)

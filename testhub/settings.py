@@ -86,7 +86,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "corsheaders",
     "django_celery_beat",
-    "testhub.apps.TestHubConfig",
+    "accounts",
+    "api",
     "catalog",
     "nodes",
     "execution",
@@ -224,7 +225,7 @@ REST_KNOX = {
 TESTHUB_LOGIN_RATE = env_str("TESTHUB_LOGIN_RATE", "10/minute")
 # A web process takes a token (and a user's roles) it checked this recently without asking the database again.
 TESTHUB_AUTH_CACHE_SECONDS = env_int("TESTHUB_AUTH_CACHE_SECONDS", 5)
-# Each web process keeps recent GET answers while their data's revisions hold (testhub.answers); this long at
+# Each web process keeps recent GET answers while their data's revisions hold (api.answers); this long at
 # most, and this many bytes in all.
 TESTHUB_ANSWER_CACHE_SECONDS = env_int("TESTHUB_ANSWER_CACHE_SECONDS", 10)
 TESTHUB_ANSWER_CACHE_BYTES = env_int("TESTHUB_ANSWER_CACHE_BYTES", 32 * 1024**2)
@@ -245,24 +246,24 @@ CACHES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "testhub.authentication.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "testhub.parsers.BoundedJSONParser",
+        "api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_THROTTLE_RATES": {"login": TESTHUB_LOGIN_RATE},
-    "DEFAULT_PERMISSION_CLASSES": ["testhub.permissions.LabPermission"],
-    "DEFAULT_PAGINATION_CLASS": "testhub.pagination.Pagination",
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.LabPermission"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "testhub.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "PAGE_SIZE": 50,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

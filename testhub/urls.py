@@ -4,12 +4,12 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts.views import SessionLoginView, TokenLoginView, TokenLogoutView
 from catalog.api import ProductViewSet, TestToolViewSet
 from execution.api import CaseViewSet, TaskCaseList, TaskViewSet, TemplateViewSet, WebhookHostViewSet
 from nodes.api import NodeOperationViewSet, NodeViewSet
 from reporting.api import ReportViewSet
-from testhub.auth import SessionLoginView, TokenLoginView, TokenLogoutView
-from testhub.metrics import MetricsView
+from reporting.metrics import MetricsView
 
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")

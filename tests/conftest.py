@@ -71,7 +71,7 @@ class Api(APIClient):
     def request(self, **kwargs):
         if self._user is not None:
             fresh = copy.copy(self._user)
-            fresh.__dict__.pop("_testhub_groups", None)  # per-request role cache, see testhub.roles
+            fresh.__dict__.pop("_testhub_groups", None)  # per-request role cache, see accounts.roles
             self.force_authenticate(fresh)
         return super().request(**kwargs)
 
@@ -96,7 +96,7 @@ def counts_kept_check() -> None:
 @pytest.fixture
 def keys(settings):
     """Swap in known encryption keys (the first encrypts) and forget them again after the test."""
-    from testhub import crypto
+    from nodes import crypto
 
     def use(*new_keys):
         settings.ENCRYPTION_KEYS = list(new_keys)
@@ -111,7 +111,7 @@ def hearing(settings):
     """The control plane has heard the workers long enough to judge a node silent (as a running recorder says)."""
     import time
 
-    from testhub import broker
+    from messaging import broker
 
     broker.hearing_restored(at=time.time() - 3600)
 

@@ -2,12 +2,12 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from accounts.roles import LAB_MANAGERS, TESTERS
 from catalog.models import Product, ProductTestResult, ProductTool, TestTool
 from execution.counts import CountChanges
 from execution.models import Case, Task
 from nodes.models import Node, NodeProduct, NodeTool
 from reporting.models import Report
-from testhub.roles import LAB_MANAGERS, TESTERS
 
 
 class UserFactory(factory.django.DjangoModelFactory):

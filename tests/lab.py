@@ -49,6 +49,7 @@ class Lab:
         self.visibility_timeout = visibility_timeout
         self.processes: list[subprocess.Popen] = []
         self.workers: dict[str, subprocess.Popen] = {}
+        self.beat: subprocess.Popen | None = None
         self.redis_url = settings.REDIS_URL
         self.redis = redis.Redis.from_url(self.redis_url)
         self._clean_redis()
@@ -71,6 +72,8 @@ class Lab:
             "REDIS_URL": self.redis_url,
             "TESTHUB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "TESTHUB_VISIBILITY_TIMEOUT": str(self.visibility_timeout),
+            # Beat runs the liveness sweep every 2 s; the reconcilers only when a test calls them.
+            "TESTHUB_RECONCILE_SECONDS": "3600",
             "PYTHONUNBUFFERED": "1",
             **extra,
         }
@@ -84,7 +87,8 @@ class Lab:
         return process
 
     def start_control(self, name: str = "control", **env) -> subprocess.Popen:
-        """A control worker: dispatch, recording, reports (two processes, like a small deployment)."""
+        """A control worker: dispatch, recording, reports (two processes, like a small deployment), and the lab's
+        beat with it (the liveness sweep)."""
         process = self._start(
             [
                 sys.executable,
@@ -107,12 +111,26 @@ class Lab:
             name,
             **env,
         )
+        self.start_beat()
         return process
 
     def start_beat(self) -> subprocess.Popen:
-        """Beat with the database scheduler, checking for due entries every second."""
-        argv = [sys.executable, "-m", "celery", "-A", "testhub", "beat", "--max-interval", "1", "--loglevel", "INFO"]
-        return self._start(argv, "beat")
+        """The lab's one beat, with the database scheduler, checking for due entries every second."""
+        if self.beat is None:
+            argv = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "testhub",
+                "beat",
+                "--max-interval",
+                "1",
+                "--loglevel",
+                "INFO",
+            ]
+            self.beat = self._start(argv, "beat")
+        return self.beat
 
     def add_node(
         self,

@@ -4,10 +4,10 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 
+from api import revisions
 from catalog.models import Product
 from execution.counts import cases_move
 from execution.models import Case, Task
-from testhub import revisions
 from tests.factories import CaseFactory, ProductFactory, TaskFactory
 
 # Real commits: a revision moves when a transaction commits, and only then.
@@ -114,13 +114,13 @@ def test_one_users_answer_is_never_given_to_another(api, tester):
 def test_a_role_given_changes_the_answer(api, tester):
     from django.contrib.auth.models import Group
 
-    from testhub.roles import LAB_MANAGERS
+    from accounts.roles import LAB_MANAGERS
 
     owner_task = TaskFactory(webhook_url="https://hooks.example.com/theirs")
     assert api.as_user(tester).get(f"/api/tasks/{owner_task.pk}/").json()["webhook_url"] == ""
     tester.groups.add(Group.objects.get(name=LAB_MANAGERS))
     tester.__dict__.pop("_testhub_groups", None)
-    from testhub import roles
+    from accounts import roles
 
     roles._recent.clear()  # the role cache's few seconds have passed
     assert api.get(f"/api/tasks/{owner_task.pk}/").json()["webhook_url"]

@@ -46,7 +46,7 @@ def test_deleting_an_idle_unmanaged_node_tells_its_worker_to_take_nothing(
     api, lab_manager, django_capture_on_commit_callbacks
 ):
     _, _, (node,) = capable_lab()
-    with mock.patch("testhub.broker.cancel_consumer") as cancel, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("messaging.broker.cancel_consumer") as cancel, django_capture_on_commit_callbacks(execute=True):
         assert api.as_user(lab_manager).delete(f"/api/nodes/{node.pk}/").status_code == 204
     assert not Node.objects.filter(pk=node.pk).exists()
     assert cancel.call_count == 1
@@ -54,7 +54,7 @@ def test_deleting_an_idle_unmanaged_node_tells_its_worker_to_take_nothing(
 
 def test_a_removed_nodes_worker_still_running_is_told_to_take_nothing(django_capture_on_commit_callbacks):
     ghost = Node(name="ghost")  # its row is gone; its worker still heartbeats, reading a capability queue
-    with mock.patch("testhub.broker.cancel_consumer") as cancel:
+    with mock.patch("messaging.broker.cancel_consumer") as cancel:
         record([heartbeat(ghost, queues=["cap.calc-1.0.pytest-8", "node.ghost"])], django_capture_on_commit_callbacks)
     cancel.assert_called_once_with(node="ghost", queue="cap.calc-1.0.pytest-8")
 

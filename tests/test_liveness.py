@@ -35,8 +35,8 @@ def case_event(case: Case, node: Node, kind: str, **fields) -> dict:
 @pytest.fixture
 def broker_calls():
     with (
-        mock.patch("testhub.broker.add_consumer") as add,
-        mock.patch("testhub.broker.cancel_consumer") as cancel,
+        mock.patch("messaging.broker.add_consumer") as add,
+        mock.patch("messaging.broker.cancel_consumer") as cancel,
     ):
         yield {"add": add, "cancel": cancel}
 

@@ -234,7 +234,7 @@ def test_installing_on_an_unreachable_machine_fails_every_pending_install(
 
 
 def test_an_operation_waits_while_another_holds_the_machine(db, machines):
-    from testhub import broker
+    from messaging import broker
 
     node = node_for(machines[0], name="busy")
     operation = services.operation_request(node=node, kind="check")

@@ -6,8 +6,8 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from nodes import crypto
 from nodes.models import Node
-from testhub import crypto
 from tests.factories import NodeFactory
 
 pytestmark = pytest.mark.django_db

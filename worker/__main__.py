@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from celery import Celery
+
 from worker.app import create_app
 from worker.protocol import worker_hostname
 
@@ -78,13 +80,15 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(exit_code)
 
 
-def _run(app, argv: list[str]) -> int:
+def _run(app: Celery, argv: list[str]) -> int:
     """Run `celery worker` and return its exit code: 0 only after a requested shutdown, 1 after a fault, so a
     supervisor that restarts on failure restarts it. (app.worker_main and app.start both drop the code.)"""
     from celery.bin.celery import celery
 
     celery.params[0].default = app  # what --app would name
-    return celery.main(args=argv, standalone_mode=False) or 0
+    # Without standalone mode click returns the code the command exits with, or None when it just returns.
+    exit_code: int | None = celery.main(args=argv, standalone_mode=False)
+    return exit_code or 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias, TypedDict, cast
 
 import redis
 from celery import Celery, bootsteps
@@ -21,11 +22,21 @@ from worker.protocol import (
     CaseEvent,
     CaseJob,
     Heartbeat,
+    JSONObject,
     celery_settings,
     clean_text,
     event_envelope,
 )
 from worker.transport import unacked_keys
+
+# For annotations only: imported at run time, they would make importing this module load more of Celery.
+if TYPE_CHECKING:
+    from celery import Task
+    from celery.backends.redis import RedisBackend
+    from celery.worker.consumer.consumer import Consumer as CeleryConsumer
+    from kombu.asynchronous.timer import Entry
+
+    from worker.consumer import Consumer
 
 logger = logging.getLogger("testhub.worker")
 HEARTBEAT_SECONDS = 5
@@ -35,6 +46,17 @@ EVENT_TEXT_LIMIT = 256 * 1024
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+class CaseResult(TypedDict):
+    """What `run_case` returns: its Celery result, which its task's chord collects."""
+
+    case: int
+    status: str
+
+
+# `run_case` as Celery binds it (bind=True): called with one job message, it returns a CaseResult.
+RunCaseTask: TypeAlias = "Task[[JSONObject], CaseResult]"
 
 
 def create_app(
@@ -69,7 +91,13 @@ def create_app(
     return app
 
 
-def publish_event(app: Celery, message: dict, *, retry: bool = True) -> None:
+def _redis_backend(app: Celery) -> "RedisBackend":
+    """The result backend: the broker's own Redis (celery_settings), whose client reaches EVENTS_KEY and
+    CANCELLED_KEY. (celery-types types app.backend as the base Backend, which has no client.)"""
+    return cast("RedisBackend", app.backend)
+
+
+def publish_event(app: Celery, message: JSONObject, *, retry: bool = True) -> None:
     """Push a report for the control plane onto the broker's Redis.
 
     With `retry`, it waits out a broker outage of any length (what a case finished meanwhile is reported
@@ -80,7 +108,7 @@ def publish_event(app: Celery, message: dict, *, retry: bool = True) -> None:
     delay = 0.2
     while True:
         try:
-            app.backend.client.lpush(EVENTS_KEY, payload)
+            _redis_backend(app).client.lpush(EVENTS_KEY, payload)
             return
         except redis.RedisError:
             if not retry:
@@ -98,7 +126,7 @@ class CancelledTasks:
     away the last copy stands: a case is never stopped, nor its process orphaned, because Redis is down.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ids: frozenset[int] = frozenset()
         self.read_at = float("-inf")
         self.unreachable = False
@@ -107,7 +135,7 @@ class CancelledTasks:
         if time.monotonic() - self.read_at > CANCELLED_REFRESH_SECONDS:
             self.read_at = time.monotonic()
             try:
-                members = app.backend.client.zrange(CANCELLED_KEY, 0, -1)
+                members = _redis_backend(app).client.zrange(CANCELLED_KEY, 0, -1)
             except redis.RedisError:
                 if not self.unreachable:
                     logger.warning("broker unreachable: cancellations are read again once it is back")
@@ -123,7 +151,7 @@ _cancelled = CancelledTasks()
 class CaseRun:
     """One attempt at one case on this machine, reporting its start (if it runs a while) and its end."""
 
-    def __init__(self, task, job: dict):
+    def __init__(self, task: RunCaseTask, job: JSONObject):
         self.task = task
         self.app: Celery = task.app
         self.case = CaseJob.from_message(job)
@@ -131,7 +159,7 @@ class CaseRun:
         self.started_at: str | None = None
         self.announced = False
 
-    def report(self, kind: str, **fields) -> None:
+    def report(self, kind: str, **fields: str | int | bool | None) -> None:
         case = self.case
         event = CaseEvent(
             kind=kind, case_id=case.case_id, task_id=case.task_id, node=self.node, at=_now(), token=case.token
@@ -144,7 +172,7 @@ class CaseRun:
         self.report("started", started_at=self.started_at)
         self.announced = True
 
-    def finish(self, status: str, *, exit_code: int | None = None, log: str = "") -> dict:
+    def finish(self, status: str, *, exit_code: int | None = None, log: str = "") -> CaseResult:
         self.report(
             "finished",
             status=status,
@@ -175,7 +203,7 @@ class CaseRun:
             workdir=str(workdir),
         )
 
-    def infrastructure_error(self, problem: Exception) -> dict:
+    def infrastructure_error(self, problem: Exception) -> CaseResult:
         """This machine cannot run the case: say so. The control plane takes the capability from this node and
         hands the case to another while attempts remain."""
         reason = f"{self.node}: {problem}"
@@ -184,13 +212,13 @@ class CaseRun:
         return {"case": self.case.case_id, "status": "infra_error"}
 
 
-def run_case(self, job: dict) -> dict:
+def run_case(self: RunCaseTask, job: JSONObject) -> CaseResult:
     """Run one case and report it. A failing or erroring case is a result, never an exception."""
     attempt = CaseRun(self, job)
     if attempt.is_cancelled():
         return attempt.finish("cancelled")
     attempt.started_at = _now()
-    workdir = attempt.app.conf.testhub_workdir / f"slot-{os.getpid()}"  # a pool process runs one case at a time
+    workdir: Path = attempt.app.conf.testhub_workdir / f"slot-{os.getpid()}"  # a pool process runs one case at a time
     try:
         outcome = runner.run(
             attempt.command(workdir),
@@ -211,22 +239,22 @@ def run_case(self, job: dict) -> dict:
 class HeartbeatStep(bootsteps.StartStopStep):
     """Tell the control plane every few seconds that this node is alive, what it runs and which queues it reads."""
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
-    def __init__(self, consumer, **kwargs):
+    def __init__(self, consumer: "Consumer", **kwargs: object) -> None:
         super().__init__(consumer, **kwargs)
-        self.timer_ref = None
+        self.timer_ref: Entry | None = None
 
-    def start(self, consumer):
+    def start(self, consumer: "Consumer") -> None:
         self.send(consumer)
         self.timer_ref = consumer.timer.call_repeatedly(HEARTBEAT_SECONDS, self.send, (consumer,), priority=10)
 
-    def stop(self, consumer):
+    def stop(self, consumer: "Consumer") -> None:
         if self.timer_ref:
             self.timer_ref.cancel()
             self.timer_ref = None
 
-    def send(self, consumer):
+    def send(self, consumer: "Consumer") -> None:
         app = consumer.app
         queues = sorted(queue.name for queue in consumer.task_consumer.queues) if consumer.task_consumer else []
         beat = Heartbeat(
@@ -244,5 +272,5 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
 
 @worker_ready.connect
-def _announce(sender=None, **kwargs):
+def _announce(sender: "CeleryConsumer | None" = None, **kwargs: object) -> None:
     logger.info("TestHub worker %s ready (pid %s)", sender.hostname if sender else "?", os.getpid())

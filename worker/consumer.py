@@ -7,6 +7,7 @@ sides (test machines and the control worker) use this consumer through `celery_s
 
 import logging
 
+import kombu
 from celery.worker.consumer.consumer import Consumer as CeleryConsumer
 from celery.worker.state import maybe_shutdown
 
@@ -20,20 +21,24 @@ _LOG_EVERY_ATTEMPTS = 30
 
 
 class Consumer(CeleryConsumer):
-    def ensure_connected(self, conn):
+    # Celery's Tasks bootstep sets it (None until it starts); celery-types' Consumer does not declare it.
+    task_consumer: kombu.Consumer | None
+
+    def ensure_connected(self, conn: kombu.Connection) -> kombu.Connection:
         attempts = 0
 
-        def report(exc, interval):
+        def report(exc: Exception, interval: float) -> None:
             nonlocal attempts
             attempts += 1
             if attempts == 1 or attempts % _LOG_EVERY_ATTEMPTS == 0:
                 logger.error("broker %s unreachable (%s); still trying every %g s", conn.as_uri(), exc, interval)
 
+        # kombu takes these intervals as float seconds (its docstring says so); celery-types declares them int.
         connected = conn.ensure_connection(
             report,
             self.app.conf.broker_connection_max_retries,
-            interval_start=RETRY_FIRST_SECONDS,
-            interval_step=RETRY_STEP_SECONDS,
+            interval_start=RETRY_FIRST_SECONDS,  # type: ignore[arg-type]
+            interval_step=RETRY_STEP_SECONDS,  # type: ignore[arg-type]
             interval_max=RETRY_MAX_SECONDS,
             callback=maybe_shutdown,
         )

@@ -10,8 +10,10 @@ It is read again for every case, so an install or uninstall takes effect without
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 
 class MissingInstall(Exception):
@@ -24,10 +26,27 @@ class InstallPaths:
     tool_path: str
 
 
-_cache: dict[Path, tuple[tuple[int, int], list[dict]]] = {}
+class ToolInstall(TypedDict):
+    """One tool installed for a product, as the manifest lists it."""
+
+    tool: str
+    version: str
+    path: str
 
 
-def _read(path: Path) -> list[dict]:
+class Install(TypedDict):
+    """One installed product with its tools, as the manifest lists it."""
+
+    product: str
+    version: str
+    path: str
+    tools: list[ToolInstall]
+
+
+_cache: dict[Path, tuple[tuple[int, int], list[Install]]] = {}
+
+
+def _read(path: Path) -> list[Install]:
     """The manifest's installs, parsed again only when the file changes."""
     try:
         stat = path.stat()
@@ -38,7 +57,8 @@ def _read(path: Path) -> list[dict]:
     if cached and cached[0] == version:
         return cached[1]
     try:
-        installs = json.loads(path.read_text()).get("installs", [])
+        # Parsed JSON, in the shape the control plane writes (entry); resolve() relies on it.
+        installs: list[Install] = json.loads(path.read_text()).get("installs", [])
     except (ValueError, AttributeError) as error:
         raise MissingInstall(f"The install manifest {path} cannot be read: {error}") from None
     _cache[path] = (version, installs)
@@ -59,7 +79,13 @@ def resolve(path: Path, *, product: str, product_version: str, tool: str, tool_v
     raise MissingInstall(f"{product} {product_version} is not installed here.")
 
 
-def entry(*, product: str, version: str, path: str, tools: list[tuple[str, str, str]]) -> dict:
+def entry(
+    *,
+    product: str,
+    version: str,
+    path: str | os.PathLike[str],
+    tools: Iterable[tuple[str, str, str | os.PathLike[str]]],
+) -> Install:
     """One installed product with its tools, each (tool, version, path), in the manifest's shape."""
     return {
         "product": product,
@@ -71,12 +97,12 @@ def entry(*, product: str, version: str, path: str, tools: list[tuple[str, str, 
     }
 
 
-def document(installs: list[dict]) -> str:
+def document(installs: list[Install]) -> str:
     """The manifest file's text for these entries."""
     return json.dumps({"installs": installs}, indent=1)
 
 
-def write(path: Path, installs: list[dict]) -> None:
+def write(path: Path, installs: list[Install]) -> None:
     """Replace the manifest in one step: a worker reading it mid-write must see the old or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")

@@ -11,6 +11,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 # 2: events are signed with the node's key and name the job's token; a failed install is retried by the
 # control plane, not by the worker.
@@ -36,6 +37,9 @@ _NOT_NAME_CHARS = re.compile(r"[^a-z0-9._]+")
 # Text PostgreSQL refuses (NUL) and text no encoder takes (lone surrogates, e.g. from JSON "\ud800").
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+# A message as JSON carries it between the two sides. Its values are whatever the sender put there, of any
+# JSON type, so their types are the reader's to know (CaseJob.from_message, the control plane's recorder).
+JSONObject: TypeAlias = dict[str, Any]
 
 
 def slug(text: str) -> str:
@@ -88,11 +92,11 @@ class CaseJob:
     # Known only to the control plane and to the worker that receives this message; its events must carry it.
     token: str = ""
 
-    def to_message(self) -> dict:
+    def to_message(self) -> JSONObject:
         return dict(self.__dict__)  # flat fields: a plain copy, much cheaper than dataclasses.asdict
 
     @classmethod
-    def from_message(cls, message: dict) -> "CaseJob":
+    def from_message(cls, message: JSONObject) -> "CaseJob":
         return cls(**{name: message[name] for name in cls.__dataclass_fields__ if name in message})
 
 
@@ -119,7 +123,7 @@ class CaseEvent:
     announced: bool = False
     token: str = ""
 
-    def to_message(self) -> dict:
+    def to_message(self) -> JSONObject:
         return {"type": "case", **self.__dict__}
 
 
@@ -132,7 +136,7 @@ class Heartbeat:
     slots: int
     queues: list[str] = field(default_factory=list)
 
-    def to_message(self) -> dict:
+    def to_message(self) -> JSONObject:
         return {"type": "heartbeat", **self.__dict__, "queues": list(self.queues)}
 
 
@@ -140,13 +144,13 @@ def event_signature(key: str, payload: bytes) -> str:
     return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
 
 
-def event_envelope(*, node: str, key: str, message: dict) -> bytes:
+def event_envelope(*, node: str, key: str, message: JSONObject) -> bytes:
     """An event as a worker pushes it: signed with its node's key, so nobody else can speak for the node."""
     payload = json.dumps(message).encode()
     return b"%s\n%s\n%s" % (node.encode(), event_signature(key, payload).encode(), payload)
 
 
-def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires: int) -> dict:
+def celery_settings(*, broker_url: str, visibility_timeout: int, result_expires: int) -> dict[str, object]:
     """The Celery settings both sides must share, so that redelivery and priorities agree everywhere.
 
     visibility_timeout: seconds before Redis hands an unacknowledged case to another worker; it must be

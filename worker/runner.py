@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,7 @@ def build_argv(template: str, **values: str) -> list[str]:
     return [argument.format(**values) for argument in _split(template)]
 
 
-def case_environment(extra_names: tuple[str, ...] = (), source: dict[str, str] | None = None) -> dict[str, str]:
+def case_environment(extra_names: tuple[str, ...] = (), source: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a case runs with: the allow-list and `extra_names`, never TestHub's or a broker's."""
     source = os.environ if source is None else source
     wanted = {*CASE_ENVIRONMENT, *extra_names}
@@ -71,7 +71,7 @@ def _tail(path: Path, limit: int) -> str:
     return text
 
 
-def _wait(process: subprocess.Popen, timeout: float) -> None:
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
     """Wait for the process to end, at most `timeout` seconds, waking the moment it does.
 
     Popen.wait(timeout) polls with growing sleeps, which costs a quick case milliseconds; a pidfd
@@ -104,14 +104,14 @@ def _empty(folder: Path) -> None:
                 os.unlink(entry.path)
 
 
-def _kill_tree(process: subprocess.Popen) -> None:
+def _kill_tree(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
 def _watch(
-    process: subprocess.Popen, *, timeout: float, should_stop: Callable[[], bool], on_running: Callable[[], None]
+    process: subprocess.Popen[bytes], *, timeout: float, should_stop: Callable[[], bool], on_running: Callable[[], None]
 ) -> str | None:
     """Wait for the process to end; kill its tree on timeout ("error") or on a stop request ("cancelled")."""
     deadline = time.monotonic() + timeout

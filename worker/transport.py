@@ -12,7 +12,7 @@ from kombu.transport import redis
 
 
 class QoS(redis.QoS):
-    def restore_visible(self, *args, **kwargs):
+    def restore_visible(self, *args: object, **kwargs: object) -> None:
         """Leave other workers' messages alone: the control plane hands out again what a dead worker held."""
 
 

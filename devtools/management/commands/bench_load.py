@@ -27,13 +27,13 @@ from django.db import connection
 from django.utils import timezone
 from knox.models import AuthToken
 
+from accounts.roles import TESTERS
+from api.revisions import NODES, TASKS, revisions_bump
 from devtools.history import history_generate
 from devtools.load import Figures, WebServer, free_port, wrk
 from devtools.scratch import scratch_database_require
 from execution.models import Case, Task
 from nodes.models import Node
-from testhub.revisions import NODES, TASKS, revisions_bump
-from testhub.roles import TESTERS
 
 TARGET_RATE, TARGET_P99_MS, TARGET_SUBMIT_P99_MS = 300, 150, 300
 

@@ -1,6 +1,6 @@
 """Revisions: a token per topic ("tasks", "catalog", "nodes", "users") that changes whenever anything the topic
 covers changes, so an API answer built from a topic's rows is good until one of its tokens moves (see
-testhub.answers, which caches answers by them).
+api.answers, which caches answers by them).
 
 Every ORM write to a RevisedModel moves its `revision_topic` once the transaction commits: save() and delete()
 through the model, update, delete and the bulk writes through RevisedQuerySet. The few writes that go
@@ -131,6 +131,6 @@ def revisions_connect() -> None:
     from django.contrib.auth import get_user_model
 
     user = get_user_model()
-    post_save.connect(_user_written, sender=user, dispatch_uid="testhub.revisions.user_saved")
-    post_delete.connect(_user_written, sender=user, dispatch_uid="testhub.revisions.user_deleted")
-    m2m_changed.connect(_user_written, sender=user.groups.through, dispatch_uid="testhub.revisions.user_groups")
+    post_save.connect(_user_written, sender=user, dispatch_uid="api.revisions.user_saved")
+    post_delete.connect(_user_written, sender=user, dispatch_uid="api.revisions.user_deleted")
+    m2m_changed.connect(_user_written, sender=user.groups.through, dispatch_uid="api.revisions.user_groups")

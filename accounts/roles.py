@@ -44,7 +44,7 @@ def has_any_role(user) -> bool:
     return is_lab_manager(user) or is_tester(user)
 
 
-# What each role may do in Django admin (the API checks roles itself, see testhub.permissions).
+# What each role may do in Django admin (the API checks roles itself, see accounts.permissions).
 _LAB_MANAGER_PERMISSIONS = {
     "catalog": ("add", "change", "delete", "view"),
     "nodes": ("add", "change", "delete", "view"),

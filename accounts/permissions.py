@@ -1,6 +1,6 @@
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from testhub.roles import has_any_role, is_lab_manager
+from accounts.roles import has_any_role, is_lab_manager
 
 
 class LabPermission(BasePermission):

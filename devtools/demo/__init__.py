@@ -14,11 +14,11 @@ from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from accounts.roles import LAB_MANAGERS, TESTERS
 from catalog import services as catalog_services
 from catalog.models import Product, ProductTool, TestTool
 from nodes import services as node_services
 from nodes.models import Node, NodeOperation
-from testhub.roles import LAB_MANAGERS, TESTERS
 
 NODES = ("demo-node-1", "demo-node-2")
 CALCULATOR = Path(__file__).resolve().parent / "calculator"

@@ -1,7 +1,8 @@
-"""The one place the control plane talks to the broker beyond plain task calls.
+"""The one place the control plane talks to the broker beyond an app calling its own tasks.
 
-Publishing chords, markers that show a dispatched chord is still in Redis, cancel flags the
-workers read, and remote control of the workers (add or cancel a queue).
+Starting a higher app's task by name, publishing chords, markers that show a dispatched chord is still in Redis,
+cancel flags the workers read, remote control of the workers (add or cancel a queue), and the machines' broker
+users.
 """
 
 import base64
@@ -12,9 +13,9 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from celery import chord
+from celery import current_app as app
 
-from testhub.celery import app
-from worker.protocol import CANCELLED_KEY, CHORD_QUEUE, EVENTS_KEY, RUN_CASE_TASK, worker_hostname
+from worker.protocol import CANCELLED_KEY, CHORD_QUEUE, CONTROL_QUEUE, EVENTS_KEY, RUN_CASE_TASK, worker_hostname
 from worker.transport import unacked_keys
 
 logger = logging.getLogger(__name__)
@@ -25,16 +26,25 @@ _DISPATCH_KEY = "testhub:dispatch:{task_id}"
 _HEARING_SINCE_KEY = "testhub:hearing-since"
 
 
+# Tasks an app starts in an app built on it, which it must not import (execution starts reporting's build).
+BUILD_REPORT_TASK = "reporting.build_report"
+
+
 def _redis():
     return app.backend.client
 
 
+def enqueue(task_name: str, *args: object) -> None:
+    """Start a control-plane task of an app above the caller's, by its name constant."""
+    app.send_task(task_name, args=args, queue=CONTROL_QUEUE)
+
+
 def publish_case_chord(*, task_id: int, queue: str, priority: int, jobs: list[dict]) -> str:
-    """One run_case message per job on `queue`, then reporting.build_report on the control queue."""
+    """One run_case message per job on `queue`, then the report build on the chord queue."""
     header = [app.signature(RUN_CASE_TASK, args=(job,), queue=queue, priority=priority) for job in jobs]
     # The callback is sent by the worker that ends the last case, so it goes to the one control queue a
     # worker may write to, where the control worker runs nothing but report builds.
-    callback = app.signature("reporting.build_report", args=(task_id,), queue=CHORD_QUEUE, immutable=True)
+    callback = app.signature(BUILD_REPORT_TASK, args=(task_id,), queue=CHORD_QUEUE, immutable=True)
     result = chord(header)(callback)
     group_id = result.parent.id if result.parent is not None else result.id
     _redis().set(_DISPATCH_KEY.format(task_id=task_id), group_id, ex=app.conf.result_expires)
@@ -59,6 +69,11 @@ def queue_depths(queues: list[str]) -> dict[str, int]:
         lengths = pipe.execute()
     per_queue = len(steps)
     return {queue: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)}
+
+
+def events_unread() -> int:
+    """Worker events waiting for a recorder."""
+    return _redis().llen(EVENTS_KEY)
 
 
 def dispatch_marker_exists(task_id: int) -> bool:

@@ -29,6 +29,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Product, ProductTool, TestTool
+from devtools.scratch import REDIS_CLAIM_KEY, scratch_database_require, scratch_redis_require
 from execution.models import Case, Task
 from nodes import services as node_services
 from nodes.models import Node
@@ -97,9 +98,9 @@ class Command(BaseCommand):
         parser.add_argument("--report-cases", type=int, default=100_000)
 
     def handle(self, *args, cases, workers, report_cases, **options):
-        if connection.vendor != "postgresql":
-            raise CommandError("The benchmark records every case in PostgreSQL: set DATABASE_URL (bin/bench does).")
+        scratch_database_require()  # it deletes every task and flushes its Redis db
         self.redis = redis.Redis.from_url(settings.REDIS_URL)
+        scratch_redis_require(self.redis)
         self.root = Path(tempfile.mkdtemp(prefix="testhub-bench-"))
         self.processes = []
         try:
@@ -166,20 +167,62 @@ class Command(BaseCommand):
         return product, tool, nodes
 
     def _run(self, cases, workers, report_cases):
-        out = self.stdout.write
-        self.redis.flushdb()
+        self._redis_empty()
         product, tool, nodes = self._lab(workers)
+        control = self._lab_start(nodes)
+        submit = self._submitter(product, tool)
+        measured = self._testhub_measure(cases, submit)
+        control_peak = _peak_rss_mb(control.pid)
+        testhub_cpu = {"control worker": _cpu_split([control]), "node workers": _cpu_split(self.node_workers)}
+        bare_seconds, bare_cpu = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
+        report_seconds, report_mb = self._report_build(report_cases, product, tool, nodes[0])
+        offline_seconds, online_seconds = self._liveness(nodes[-1])
+        testhub_seconds = measured["seconds"]
+        self._print(
+            [
+                ("cases", cases, ""),
+                ("workers (1 slot each)", workers, ""),
+                ("submit latency, 10 cases", f"{measured['small_latency'] * 1000:.0f} ms", ""),
+                (f"submit latency, {cases} cases", f"{measured['latency'] * 1000:.0f} ms", "target <= 300 ms"),
+                ("submit -> first case running", f"{measured['first_start'] * 1000:.0f} ms", "target <= 1000 ms"),
+                ("TestHub end to end", f"{testhub_seconds:.2f} s, {cases / testhub_seconds:.0f} cases/s",
+                 f"{measured['passed']} cases recorded passed in PostgreSQL"),
+                ("bare Celery chord", f"{bare_seconds:.2f} s, {cases / bare_seconds:.0f} cases/s",
+                 "same broker/workers"),
+                ("throughput ratio TestHub / bare", f"{bare_seconds / testhub_seconds:.2f}", "target >= 0.80"),
+                ("CPU, TestHub control worker", testhub_cpu["control worker"], ""),
+                ("CPU, TestHub node workers", testhub_cpu["node workers"], ""),
+                ("CPU, bare workers", bare_cpu, ""),
+                ("control worker peak memory", f"{control_peak:.0f} MB", "main process + pool"),
+                (f"report build, {report_cases} cases", f"{report_seconds:.2f} s, peak {report_mb:.0f} MB",
+                 "target <= 10 s, <= 300 MB"),
+                ("worker killed -> node offline", f"{offline_seconds:.1f} s", "target <= 15 s"),
+                ("worker back -> node online", f"{online_seconds:.1f} s", "first heartbeat"),
+            ]
+        )  # fmt: skip
+
+    def _redis_empty(self):
+        """Flush the benchmark's Redis db, keeping the claim bin/bench put there (checked before anything)."""
+        claim = self.redis.get(REDIS_CLAIM_KEY)
+        self.redis.flushdb()
+        self.redis.set(REDIS_CLAIM_KEY, claim, ex=7200)
+
+    def _lab_start(self, nodes):
+        """The control worker, beat (the liveness sweep) and a worker per node; returns once all are online."""
         control = self._start(
             [sys.executable, "-m", "celery", "-A", "testhub", "worker", "-Q", "control", "-n", "control@bench",
              "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
             "control",
         )  # fmt: skip
-        self.node_workers = []
-        for node in nodes:
-            self.node_workers.append(self._start_node_worker(node, f"worker-{node.name}"))
-        _wait(lambda: Node.objects.filter(name__startswith="bench-", status="online").count() == workers, 60, "nodes")
+        self._start([sys.executable, "-m", "celery", "-A", "testhub", "beat", "--loglevel", "WARNING"], "beat")
+        self.node_workers = [self._start_node_worker(node, f"worker-{node.name}") for node in nodes]
+        online = Node.objects.filter(name__startswith="bench-", status="online")
+        _wait(lambda: online.count() == len(nodes), 60, "nodes")
         time.sleep(1)
+        return control
 
+    def _submitter(self, product, tool):
+        """A function that submits a task of the given case names through the API, returning (task, seconds)."""
         user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
         api = APIClient(HTTP_HOST="localhost")
         api.force_authenticate(user)
@@ -193,6 +236,10 @@ class Command(BaseCommand):
                 raise CommandError(f"submit failed: {response.status_code} {response.content[:500]}")
             return Task.objects.get(pk=response.json()["id"]), elapsed
 
+        return submit
+
+    def _testhub_measure(self, cases, submit) -> dict:
+        """A warm-up, a small task, then the measured one: submit latency, first start, end to end."""
         warmup, _ = submit([f"warm-{i}" for i in range(20)])
         _wait(lambda: Task.objects.filter(pk=warmup.pk, status="finished").exists(), 60, "warm-up task")
         _, small_latency = submit([f"s-{i}" for i in range(10)])
@@ -200,45 +247,25 @@ class Command(BaseCommand):
 
         submitted_at = timezone.now()
         task, latency = submit([f"case-{i}" for i in range(cases)])
-        _wait(lambda: Case.objects.filter(task=task, started_at__isnull=False).exists(), 60, "first case", 0.02)
-        first_start = Case.objects.filter(task=task, started_at__isnull=False).order_by("started_at").first().started_at
+        started = Case.objects.filter(task=task, started_at__isnull=False)
+        _wait(started.exists, 60, "first case", 0.02)
+        first_start = started.order_by("started_at").first().started_at
         _wait(lambda: not Case.objects.filter(task=task, status__in=Case.OPEN_STATUSES).exists(), 3600, "all cases")
         all_recorded = timezone.now()
-        _wait(lambda: Report.objects.filter(task=task).exists(), 600, "report")
-        testhub_seconds = (all_recorded - submitted_at).total_seconds()
-        control_peak = _peak_rss_mb(control.pid)
-        testhub_cpu = {"control worker": _cpu_split([control]), "node workers": _cpu_split(self.node_workers)}
-        counted = Case.objects.filter(task=task, status="passed").count()
+        _wait(lambda: Report.objects.filter(task=task, status=Report.Status.READY).exists(), 600, "report")
+        return {
+            "small_latency": small_latency,
+            "latency": latency,
+            "first_start": (first_start - submitted_at).total_seconds(),
+            "seconds": (all_recorded - submitted_at).total_seconds(),
+            "passed": Case.objects.filter(task=task, status="passed").count(),
+        }
 
-        bare_seconds, bare_cpu = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
-
-        report_seconds, report_mb = self._report_build(report_cases, product, tool, nodes[0])
-        offline_seconds, online_seconds = self._liveness(nodes[-1])
-
-        rows = [
-            ("cases", cases, ""),
-            ("workers (1 slot each)", workers, ""),
-            ("submit latency, 10 cases", f"{small_latency * 1000:.0f} ms", ""),
-            (f"submit latency, {cases} cases", f"{latency * 1000:.0f} ms", "target <= 300 ms"),
-            ("submit -> first case running", f"{(first_start - submitted_at).total_seconds() * 1000:.0f} ms",
-             "target <= 1000 ms"),
-            ("TestHub end to end", f"{testhub_seconds:.2f} s, {cases / testhub_seconds:.0f} cases/s",
-             f"{counted} cases recorded passed in PostgreSQL"),
-            ("bare Celery chord", f"{bare_seconds:.2f} s, {cases / bare_seconds:.0f} cases/s", "same broker/workers"),
-            ("throughput ratio TestHub / bare", f"{bare_seconds / testhub_seconds:.2f}", "target >= 0.80"),
-            ("CPU, TestHub control worker", testhub_cpu["control worker"], ""),
-            ("CPU, TestHub node workers", testhub_cpu["node workers"], ""),
-            ("CPU, bare workers", bare_cpu, ""),
-            ("control worker peak memory", f"{control_peak:.0f} MB", "main process + pool"),
-            (f"report build, {report_cases} cases", f"{report_seconds:.2f} s, peak {report_mb:.0f} MB",
-             "target <= 10 s, <= 300 MB"),
-            ("worker killed -> node offline", f"{offline_seconds:.1f} s", "target <= 15 s"),
-            ("worker back -> node online", f"{online_seconds:.1f} s", "first heartbeat"),
-        ]  # fmt: skip
+    def _print(self, rows):
         width = max(len(label) for label, _, _ in rows)
-        out("")
+        self.stdout.write("")
         for label, value, note in rows:
-            out(f"{label:<{width}}  {value!s:<28} {note}")
+            self.stdout.write(f"{label:<{width}}  {value!s:<28} {note}")
 
     def _liveness(self, node):
         """SIGKILL a node's worker (as a crash would), time until the node shows offline; start it again, time
@@ -257,11 +284,11 @@ class Command(BaseCommand):
     def _bare_chord(self, cases, workers, command):
         from celery import chord
 
-        from testhub.bench.bare import BARE_QUEUE, DONE_KEY, count, noop
+        from devtools.bench.bare import BARE_QUEUE, DONE_KEY, count, noop
 
         bare_workers = []
         for number in range(workers):
-            argv = [sys.executable, "-m", "celery", "-A", "testhub.bench.bare", "worker", "-Q", BARE_QUEUE,
+            argv = [sys.executable, "-m", "celery", "-A", "devtools.bench.bare", "worker", "-Q", BARE_QUEUE,
                     "-n", f"bare{number}@bench", "--concurrency", "1", "--without-mingle", "--without-gossip",
                     "--loglevel", "WARNING"]  # fmt: skip
             bare_workers.append(self._start(argv, f"bare-{number}"))

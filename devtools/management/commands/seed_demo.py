@@ -13,7 +13,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from testhub.demo import NODES, demo_lab_seed, demo_machines_seed
+from devtools.demo import NODES, demo_lab_seed, demo_machines_seed
 
 
 class Command(BaseCommand):

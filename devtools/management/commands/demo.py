@@ -19,15 +19,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
 from catalog.models import Product, TestTool
+from devtools.demo import NODES, demo_lab_seed
 from execution import services as execution_services
 from execution.models import Case, Task
 from nodes.models import Node
 from nodes.services import node_worker_settings
 from reporting.models import Report
-from testhub.demo import NODES, demo_lab_seed
 from worker import manifest as worker_manifest
 
-DEMO = Path(__file__).resolve().parent.parent.parent / "demo"  # testhub/demo
+DEMO = Path(__file__).resolve().parent.parent.parent / "demo"  # devtools/demo
 BAR_WIDTH = 30
 
 
@@ -87,10 +87,19 @@ class Command(BaseCommand):
         )
 
     def _run(self, *, once: bool, port: int, flower_port: int):
-        out = self.stdout.write
         logins = demo_lab_seed(install_root=str(self.root))
         for node in NODES:
             self._install(node)
+        self._processes_start(port=port, flower_port=flower_port, flower_password=logins["admin"])
+        self._machines_wait()
+        task = self._demo_task_submit()
+        self._progress(task)
+        self._outcome_show(task, logins=logins, port=port, flower_port=flower_port)
+        if not once:
+            self._keep_running()
+
+    def _processes_start(self, *, port: int, flower_port: int, flower_password: str) -> None:
+        """The control worker, beat, a worker per demo machine, the web server and Flower."""
         python = sys.executable
         self._start([python, "-m", "celery", "-A", "testhub", "worker", "-Q", "control", "-n", "control@demo",
                      "--concurrency", "2", "--loglevel", "INFO"], "control")  # fmt: skip
@@ -105,18 +114,20 @@ class Command(BaseCommand):
                          "--workdir", str(home / "work")], node.name, worker_env)  # fmt: skip
         self._start([python, "-m", "gunicorn", "testhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"], "web")
         # The password through the environment: on the command line, `ps` would show it to everyone.
-        flower_env = {**os.environ, "FLOWER_BASIC_AUTH": f"admin:{logins['admin']}"}
+        flower_env = {**os.environ, "FLOWER_BASIC_AUTH": f"admin:{flower_password}"}
         self._start([python, "-m", "celery", "-A", "testhub", "flower", f"--port={flower_port}", "--address=127.0.0.1"],
                     "flower", flower_env)  # fmt: skip
 
-        out("Waiting for the two demo machines to report in...")
+    def _machines_wait(self) -> None:
+        self.stdout.write("Waiting for the two demo machines to report in...")
         deadline = time.monotonic() + 60
         while Node.objects.online().filter(name__in=NODES).count() < len(NODES):
             if time.monotonic() > deadline:
                 raise CommandError(f"The demo workers did not come online; see {self.root / 'logs'}.")
             time.sleep(0.5)
 
-        task = execution_services.task_submit(
+    def _demo_task_submit(self) -> Task:
+        return execution_services.task_submit(
             user=User.objects.get(username="tester"),
             name="demo: calculator test suite",
             product=Product.objects.get(name="demo-calculator", version="1.0"),
@@ -124,7 +135,9 @@ class Command(BaseCommand):
             case_names=[f"tests/test_calc.py::{name}" for name in _demo_cases()],
             priority=5,
         )
-        self._progress(task)
+
+    def _outcome_show(self, task: Task, *, logins: dict[str, str], port: int, flower_port: int) -> None:
+        out = self.stdout.write
         report = Report.objects.get(task=task)
         rate = f"{report.success_rate}%" if report.success_rate is not None else "n/a"
         out(self.style.SUCCESS(f"\nTask #{task.pk}: {report.passed} passed, {report.failed} failed, "
@@ -134,14 +147,14 @@ class Command(BaseCommand):
         out(f"Flower: http://127.0.0.1:{flower_port}/ (admin / the admin password)")
         for username, password in logins.items():
             out(f"  login: {username} / {password}")
-        if once:
-            return
-        out("TestHub keeps running; Ctrl-C stops it.")
+
+    def _keep_running(self) -> None:
+        self.stdout.write("TestHub keeps running; Ctrl-C stops it.")
         try:
             while all(process.poll() is None for process in self.processes):
                 time.sleep(1)
         except KeyboardInterrupt:
-            out("\nStopping.")
+            self.stdout.write("\nStopping.")
 
     def _progress(self, task: Task) -> None:
         deadline, shown = time.monotonic() + 300, None
@@ -158,7 +171,7 @@ class Command(BaseCommand):
                 self.stdout.write(line, ending="")
                 self.stdout.flush()
                 shown = line
-            if Report.objects.filter(task=task).exists():
+            if Report.objects.filter(task=task, status=Report.Status.READY).exists():
                 return
             if time.monotonic() > deadline:
                 raise CommandError(f"The demo task did not finish in time; see {self.root / 'logs'}.")

@@ -1,4 +1,4 @@
-"""GET answers kept by the revisions they were built from (testhub.revisions).
+"""GET answers kept by the revisions they were built from (api.revisions).
 
 The web front end asks for the same lists every second, and most of the time nothing in them changed. An
 answer is named by what it depends on: the URL, the user and their roles, the media type, and the revision
@@ -18,8 +18,8 @@ from django.utils.cache import patch_cache_control
 from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 
-from testhub.revisions import revisions_read
-from testhub.roles import role_names
+from accounts.roles import role_names
+from api.revisions import revisions_read
 
 _kept: TTLCache | None = None
 _kept_lock = threading.Lock()

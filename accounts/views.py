@@ -15,7 +15,7 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 from rest_framework.throttling import SimpleRateThrottle
 
-from testhub.authentication import TokenAuthentication
+from accounts.authentication import TokenAuthentication
 
 
 class LoginRateThrottle(SimpleRateThrottle):

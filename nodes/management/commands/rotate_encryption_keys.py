@@ -8,7 +8,7 @@ keys, broker passwords), all in one transaction: if one cannot be read with the 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from testhub import crypto
+from nodes import crypto
 
 
 class Command(BaseCommand):

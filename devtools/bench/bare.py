@@ -15,7 +15,7 @@ from worker.protocol import celery_settings
 BARE_QUEUE = "bench.bare"
 DONE_KEY = "testhub:bench:bare-done"
 
-app = Celery("bare")
+app = Celery("bare", set_as_current=False)  # the control plane's app stays the current one
 app.conf.update(
     celery_settings(
         broker_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),

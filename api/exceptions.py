@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from testhub.errors import DomainError
+from api.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

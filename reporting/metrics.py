@@ -13,12 +13,12 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
+from accounts.roles import is_lab_manager
 from execution.models import Case, RejectedEvent, Task
+from messaging import broker
 from nodes.capabilities import capability_queue
 from nodes.models import Node, NodeTool
 from reporting.models import Report
-from testhub import broker
-from testhub.roles import is_lab_manager
 
 WINDOW = timedelta(hours=1)
 

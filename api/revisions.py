@@ -10,6 +10,8 @@ revisions_bump themselves. Tokens live in the shared cache (Redis), so every web
 
 import logging
 import secrets
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import models, transaction
@@ -18,6 +20,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 log = logging.getLogger(__name__)
 
 TASKS, CATALOG, NODES, USERS = "tasks", "catalog", "nodes", "users"
+
+_M = TypeVar("_M", bound="RevisedModel")
 
 
 def _key(topic: str) -> str:
@@ -77,28 +81,28 @@ def revisions_read(topics: tuple[str, ...]) -> tuple[str, ...] | None:
     return tuple(str(found[key]) for key in keys)
 
 
-class RevisedQuerySet(models.QuerySet):
+class RevisedQuerySet(models.QuerySet[_M]):
     """A queryset whose writes move its model's revision topic."""
 
-    def _revised(self, changed):
+    def _revised(self, changed: int) -> int:
         if changed:
             revisions_bump(self.model.revision_topic)
         return changed
 
-    def update(self, **kwargs):
+    def update(self, **kwargs: Any) -> int:
         return self._revised(super().update(**kwargs))
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         deleted = super().delete()
         self._revised(deleted[0])
         return deleted
 
-    def bulk_create(self, objs, *args, **kwargs):
+    def bulk_create(self, objs: Iterable[_M], *args: Any, **kwargs: Any) -> list[_M]:
         created = super().bulk_create(objs, *args, **kwargs)
         self._revised(len(created))
         return created
 
-    def bulk_update(self, objs, fields, *args, **kwargs):
+    def bulk_update(self, objs: Iterable[_M], fields: Iterable[str], *args: Any, **kwargs: Any) -> int:
         return self._revised(super().bulk_update(objs, fields, *args, **kwargs))
 
 
@@ -111,11 +115,11 @@ class RevisedModel(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         super().save(*args, **kwargs)
         revisions_bump(self.revision_topic)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         deleted = super().delete(*args, **kwargs)
         revisions_bump(self.revision_topic)
         return deleted

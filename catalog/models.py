@@ -1,4 +1,5 @@
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -36,7 +37,7 @@ class Product(RevisedModel):
     def __str__(self):
         return f"{self.name} {self.version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.slug:
             self.slug = unique_slug(Product, f"{self.name}-{self.version}")
         super().save(*args, **kwargs)
@@ -89,7 +90,7 @@ class TestTool(RevisedModel):
     def __str__(self):
         return f"{self.name} {self.version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.slug:
             self.slug = unique_slug(TestTool, f"{self.name}-{self.version}")
         super().save(*args, **kwargs)

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.db import transaction
 
 from api.errors import Conflict, DomainError
@@ -8,25 +8,26 @@ from catalog.models import Product, ProductTestResult, ProductTool, TestTool
 from catalog.signals import product_tool_unlink_checks
 
 
-def product_upload(*, name: str, version: str, file: UploadedFile) -> tuple[Product, bool]:
+def product_upload(*, name: str, version: str, file: "File[bytes]") -> tuple[Product, bool]:
     """Store a product's package file, creating the product if it is new. Returns (product, created)."""
     with transaction.atomic():
         product, created = Product.objects.select_for_update().get_or_create(name=name, version=version)
         old_file_name = product.file.name if product.file else ""
-        product.file.save(file.name, file, save=False)
+        # File.name may be None in general; every caller passes a named file (an upload, or a named ContentFile).
+        product.file.save(file.name, file, save=False)  # type: ignore[arg-type]
         product.save(update_fields=["file", "updated_at"])
     if old_file_name and old_file_name != product.file.name:
         transaction.on_commit(lambda: product.file.storage.delete(old_file_name))
     return product, created
 
 
-def tool_file_set(*, tool: TestTool, file: UploadedFile) -> TestTool:
+def tool_file_set(*, tool: TestTool, file: "File[bytes]") -> TestTool:
     """Store the tool's files (replacing earlier ones). Nodes that have the tool keep the files they got until
     their installs are applied again with reinstall."""
     with transaction.atomic():
         tool = TestTool.objects.select_for_update().get(pk=tool.pk)
         old_file_name = tool.file.name if tool.file else ""
-        tool.file.save(file.name, file, save=False)
+        tool.file.save(file.name, file, save=False)  # type: ignore[arg-type]  # named, as in product_upload
         tool.save(update_fields=["file", "updated_at"])
     if old_file_name and old_file_name != tool.file.name:
         transaction.on_commit(lambda: tool.file.storage.delete(old_file_name))

@@ -1,3 +1,5 @@
+from typing import Self
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
@@ -9,8 +11,8 @@ from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
 from nodes.models import Node
 
 
-class TaskQuerySet(RevisedQuerySet):
-    def unfinished(self):
+class TaskQuerySet(RevisedQuerySet["Task"]):
+    def unfinished(self) -> Self:
         """Tasks without their report yet: the report closes a task."""
         return self.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.CANCELLING])
 
@@ -100,7 +102,7 @@ class Task(RevisedModel):
         return self.cases_seconds / self.cases_timed if self.cases_timed else None
 
 
-class CaseQuerySet(RevisedQuerySet):
+class CaseQuerySet(RevisedQuerySet["Case"]):
     def insert_queued(self, *, task: "Task", names: list[str]) -> None:
         """Insert one queued case per name, fast: PostgreSQL's COPY, or bulk inserts elsewhere."""
         if connection.vendor != "postgresql":

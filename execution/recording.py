@@ -88,6 +88,9 @@ def events_take(*, received: list[bytes]) -> RecordingOutcome:
         _raise_if_unreachable(error)
         logger.warning("a batch of %s events failed (%s); recording them one by one", len(good), error)
         outcome = _record_one_by_one(good, rejected)
+    except Exception:  # a fault in recording some event: the batch is never tried again as it was
+        logger.exception("a batch of %s events could not be recorded; recording them one by one", len(good))
+        outcome = _record_one_by_one(good, rejected)
     if rejected:
         rejected_events_store(rejected=rejected)
         node_unverified_heartbeats_record(heartbeats=_heartbeats_among([raw for raw, _ in rejected]))
@@ -126,6 +129,11 @@ def _record_one_by_one(good: list["_Received"], rejected: list[tuple[bytes, str]
             except DatabaseError as error:
                 _raise_if_unreachable(error)
                 rejected.append((item.raw, f"the database refused it: {clean_text(str(error), limit=900)}"))
+                continue
+            except Exception as error:
+                logger.exception("an event could not be recorded; set aside")
+                fault = clean_text(f"{type(error).__name__}: {error}", limit=900)
+                rejected.append((item.raw, f"recording it failed: {fault}"))
                 continue
             recorded += 1
     return RecordingOutcome(tasks_to_report=_tasks_done(ended_tasks), recorded=recorded)

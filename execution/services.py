@@ -2,11 +2,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from api.errors import Conflict, DomainError, NoCapableNode
@@ -23,6 +24,9 @@ from nodes.capabilities import capability_queue
 from nodes.models import Node
 from nodes.services import nodes_silent_since
 from worker.protocol import CONTROL_QUEUE
+
+if TYPE_CHECKING:  # for the annotations; the functions below import it where they use it
+    from django_celery_beat.models import CrontabSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def capability_require_online(*, product: Product, tool: TestTool) -> None:
 
 def task_submit(
     *,
-    user: AbstractBaseUser,
+    user: User | None,
     name: str,
     product: Product,
     tool: TestTool,
@@ -116,7 +120,7 @@ def report_enqueue(task_id: int) -> None:
 # --- machines that die mid-case ------------------------------------------------------------------------------
 
 
-def cases_requeue_from_silent_nodes(*, silent_since: datetime | None = None, **signal) -> list[int]:
+def cases_requeue_from_silent_nodes(*, silent_since: datetime | None = None, **signal: object) -> list[int]:
     """The cases held by nodes gone silent go back to their queues now, not after the visibility timeout: those
     the database says run there, and those whose message a dead worker took but had not yet announced (its own
     record in Redis says so). Each is queued afresh from the database, and the dead worker's record of it is
@@ -155,14 +159,14 @@ def _cases_hand_out_again(case_ids: list[int], *, forget_on: list[str]) -> None:
         logger.warning("could not queue cases %s again", case_ids[:20], exc_info=True)
 
 
-def product_tool_tasks_refusal(*, product: Product, tool: TestTool, **signal) -> str | None:
+def product_tool_tasks_refusal(*, product: Product, tool: TestTool, **signal: object) -> str | None:
     """Why a tool cannot be unlinked from a product: unfinished tasks test the product with it."""
     if Task.objects.unfinished().filter(product=product, tool=tool).exists():
         return f"Unfinished tasks test {product} with {tool}; wait for them or cancel them first."
     return None
 
 
-def node_removal_refusal(*, node: Node, **signal) -> str | None:
+def node_removal_refusal(*, node: Node, **signal: object) -> str | None:
     """Why a node cannot be removed now: the cases it is running (removing it would strand them)."""
     running = Case.objects.filter(node=node, status=Case.Status.RUNNING)
     count = running.count()
@@ -192,7 +196,7 @@ def task_cancel(*, task: Task) -> Task:
     return task
 
 
-def task_rerun(*, task: Task, user: AbstractBaseUser, which: str) -> Task:
+def task_rerun(*, task: Task, user: User, which: str) -> Task:
     """A new task of the old one's failed and errored cases (which="failed") or of all of them ("all")."""
     cases = task.cases.order_by("pk")
     if which == "failed":
@@ -249,47 +253,57 @@ def reconcile(*, now: datetime | None = None, grace_seconds: int | None = None) 
     task_counts_repair(task_ids=list(Task.objects.unfinished().values_list("pk", flat=True)))
     broker.restore_expired_unacked()
     for task in Task.objects.unfinished().select_related("product", "tool"):
-        open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)
-        if task.status == Task.Status.CANCELLING:
-            lost = open_cases.exclude(node__status=Node.Status.ONLINE)
-            cases_move(lost, to=Case.Status.CANCELLED, finished_at=now)
-        if not open_cases.exists():
-            report_enqueue(task.pk)
-            outcome.reported.append(task.pk)
-            continue
-        if task.dispatched_at is None:
-            if task.created_at < now - grace and task_dispatch(task_id=task.pk):
-                outcome.dispatched.append(task.pk)
-            continue
-        if _stalled_without_capable_node(task, since=now - grace):
-            queue = capability_queue(product=task.product, tool=task.tool)
-            broker.flag_cancelled(task.pk)  # leftover messages are skipped if a node comes back
-            cases_move(
-                open_cases,
-                to=Case.Status.ERROR,
-                finished_at=now,
-                log=f"[TestHub: no online node can run {queue}; the case was not run]\n",
-            )
-            report_enqueue(task.pk)
-            outcome.reported.append(task.pk)
-            continue
-        if task.dispatched_at > now - grace or broker.dispatch_marker_exists(task.pk):
-            continue
-        with transaction.atomic():
-            outcome.requeued_cases += len(
-                cases_move(open_cases.filter(status=Case.Status.RUNNING), to=Case.Status.QUEUED)
-            )
-            Task.objects.filter(pk=task.pk).update(dispatched_at=now)
-        logger.warning("task %s: chord lost from Redis; publishing its queued cases again", task.pk)
-        task_chord_publish(task)
-        outcome.redispatched.append(task.pk)
+        _task_reconcile(task, now=now, grace=grace, outcome=outcome)
     return outcome
+
+
+def _task_reconcile(task: Task, *, now: datetime, grace: timedelta, outcome: Reconciled) -> None:
+    """One unfinished task: the first of the cases in `reconcile`'s docstring that applies."""
+    open_cases = task.cases.filter(status__in=Case.OPEN_STATUSES)
+    if task.status == Task.Status.CANCELLING:
+        cases_move(open_cases.exclude(node__status=Node.Status.ONLINE), to=Case.Status.CANCELLED, finished_at=now)
+    if not open_cases.exists():
+        report_enqueue(task.pk)
+        outcome.reported.append(task.pk)
+    elif task.dispatched_at is None:
+        if task.created_at < now - grace and task_dispatch(task_id=task.pk):
+            outcome.dispatched.append(task.pk)
+    elif _stalled_without_capable_node(task, since=now - grace):
+        _task_end_unrunnable(task, open_cases=open_cases, now=now)
+        outcome.reported.append(task.pk)
+    elif task.dispatched_at <= now - grace and not broker.dispatch_marker_exists(task.pk):
+        outcome.requeued_cases += _task_publish_again(task, open_cases=open_cases, now=now)
+        outcome.redispatched.append(task.pk)
+
+
+def _task_end_unrunnable(task: Task, *, open_cases: QuerySet[Case], now: datetime) -> None:
+    """No online node can run the task any more: its open cases end as errors, and it gets its report."""
+    queue = capability_queue(product=task.product, tool=task.tool)
+    broker.flag_cancelled(task.pk)  # leftover messages are skipped if a node comes back
+    cases_move(
+        open_cases,
+        to=Case.Status.ERROR,
+        finished_at=now,
+        log=f"[TestHub: no online node can run {queue}; the case was not run]\n",
+    )
+    report_enqueue(task.pk)
+
+
+def _task_publish_again(task: Task, *, open_cases: QuerySet[Case], now: datetime) -> int:
+    """The task's chord is gone from Redis: its running cases go back to queued and a new chord is published of
+    what is queued. Returns how many running cases were requeued."""
+    with transaction.atomic():
+        requeued = len(cases_move(open_cases.filter(status=Case.Status.RUNNING), to=Case.Status.QUEUED))
+        Task.objects.filter(pk=task.pk).update(dispatched_at=now)
+    logger.warning("task %s: chord lost from Redis; publishing its queued cases again", task.pk)
+    task_chord_publish(task)
+    return requeued
 
 
 # --- templates: saved tasks, run now or on a cron schedule ------------------------------------------------
 
 
-def _crontab_parsed(expression: str):
+def _crontab_parsed(expression: str) -> "CrontabSchedule":
     """An unsaved CrontabSchedule of the expression, or DomainError saying what is wrong with it."""
     from django_celery_beat.models import CrontabSchedule
 
@@ -312,7 +326,7 @@ def _crontab_parsed(expression: str):
     return schedule
 
 
-def _crontab(expression: str):
+def _crontab(expression: str) -> "CrontabSchedule":
     from django_celery_beat.models import CrontabSchedule
 
     schedule = _crontab_parsed(expression)
@@ -348,7 +362,7 @@ def template_check(*, template: TaskTemplate) -> None:
             raise
 
 
-def template_save(*, template: TaskTemplate, user: AbstractBaseUser | None = None) -> TaskTemplate:
+def template_save(*, template: TaskTemplate, user: User | None = None) -> TaskTemplate:
     """Create or change a template, with its beat entry in step, in one transaction."""
     template_check(template=template)
     with transaction.atomic():
@@ -391,7 +405,7 @@ def template_schedule(*, template: TaskTemplate) -> None:
         template.save(update_fields=["periodic_task"])
 
 
-def template_run(*, template: TaskTemplate, user: AbstractBaseUser | None) -> Task:
+def template_run(*, template: TaskTemplate, user: User | None) -> Task:
     """One run of the template: a normal task with its own report, linked to the template."""
     return task_submit(
         user=user or template.created_by,

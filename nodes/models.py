@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Self
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -32,13 +33,13 @@ class SSHStatus(models.TextChoices):
     FAILED = "failed", "Command failed"
 
 
-class NodeQuerySet(RevisedQuerySet):
-    def online(self):
+class NodeQuerySet(RevisedQuerySet["Node"]):
+    def online(self) -> Self:
         """Online and heard from recently: true to the second, not only as of the last liveness sweep."""
         fresh_since = timezone.now() - timedelta(seconds=settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS)
         return self.filter(status=Node.Status.ONLINE, last_heartbeat__gte=fresh_since)
 
-    def capable_of(self, *, product: Product, tool: TestTool):
+    def capable_of(self, *, product: Product, tool: TestTool) -> Self:
         """Nodes with `product` and `tool` (for that product) both installed."""
         return self.filter(
             installs__product=product,

@@ -1,11 +1,16 @@
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
+from celery import Task
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -25,6 +30,8 @@ from worker.protocol import PROTOCOL_VERSION
 
 logger = logging.getLogger(__name__)
 
+_Install = TypeVar("_Install", NodeProduct, NodeTool)
+
 
 @dataclass
 class ToolInstall:
@@ -39,7 +46,7 @@ class ProductInstall:
     tools: list[ToolInstall] = field(default_factory=list)
 
 
-def product_tool_installs_refusal(*, product: Product, tool: TestTool, **signal) -> str | None:
+def product_tool_installs_refusal(*, product: Product, tool: TestTool, **signal: object) -> str | None:
     """Why a tool cannot be unlinked from a product: the nodes where it is installed for it."""
     installs = NodeTool.objects.filter(tool=tool, node_product__product=product).count()
     if installs:
@@ -47,7 +54,7 @@ def product_tool_installs_refusal(*, product: Product, tool: TestTool, **signal)
     return None
 
 
-def node_create(*, password: str = "", private_key: str = "", **fields) -> Node:
+def node_create(*, password: str = "", private_key: str = "", **fields: Any) -> Node:
     return node_add(node=Node(**fields), password=password, private_key=private_key)
 
 
@@ -60,7 +67,7 @@ def node_add(*, node: Node, password: str = "", private_key: str = "") -> Node:
     return node
 
 
-def node_update(*, node: Node, password: str | None = None, private_key: str | None = None, **fields) -> Node:
+def node_update(*, node: Node, password: str | None = None, private_key: str | None = None, **fields: Any) -> Node:
     """Change the given fields only; a password or key of None keeps the stored one."""
     for name, value in fields.items():
         setattr(node, name, value)
@@ -93,7 +100,7 @@ def node_host_key_accept(*, node: Node, fingerprint: str) -> Node:
     return node
 
 
-def installs_apply_request(*, node: Node, user=None, reinstall: bool = False) -> NodeOperation:
+def installs_apply_request(*, node: Node, user: User | None = None, reinstall: bool = False) -> NodeOperation:
     """Carry the node's installs out on its machine again (pending, failed, removals; with `reinstall` every one).
     Only a managed node's machine is TestHub's to change."""
     if not node.managed:
@@ -198,10 +205,11 @@ def _machine_follow(*, node: Node) -> None:
         operation_request(node=node, kind=NodeOperation.Kind.INSTALL)
 
 
-def _install_record(model, *, managed: bool, path: str, **identity):
+def _install_record(model: type[_Install], *, managed: bool, path: str, **identity: object) -> _Install:
     """Create or update one install row. A lab manager recording an install on an unmanaged node says it is
     there (which also clears an earlier failure); on a managed node anything new, moved or failed is pending."""
     row = model.objects.filter(**identity).first()
+    fields: dict[str, str]
     if not managed:
         fields = {"install_path": path, "state": InstallState.INSTALLED, "state_message": ""}
     elif row is None or row.install_path != path or row.state != InstallState.INSTALLED:
@@ -242,7 +250,7 @@ def node_capability_queues(*, node: Node) -> set[str]:
 
 
 @contextmanager
-def worker_queues_following(*, node: Node):
+def worker_queues_following(*, node: Node) -> Iterator[None]:
     """A transaction, holding the node's row, after which its worker's queues follow what the block changed
     about its installs or its status (with `node`'s fields as the block leaves them)."""
     with transaction.atomic():
@@ -258,7 +266,7 @@ def _status_set(*, node: Node, status: str, reason: str) -> None:
         node.save(update_fields=["status", "status_reason", "updated_at"])
 
 
-def worker_queues_sync(*, node: Node, consumed) -> None:
+def worker_queues_sync(*, node: Node, consumed: Iterable[str]) -> None:
     """After commit, tell the node's running worker which capability queues to add or cancel.
 
     Called when installs change, and on every heartbeat with the queues the worker reports, so a
@@ -268,7 +276,7 @@ def worker_queues_sync(*, node: Node, consumed) -> None:
     consumed = {queue for queue in consumed if queue.startswith("cap.")}
     to_add, to_cancel = expected - consumed, consumed - expected
 
-    def tell_worker():
+    def tell_worker() -> None:
         try:
             # First the broker user: it may read a queue once allowed, and keeps what it still reads until
             # it has let go (the next heartbeat narrows it).
@@ -374,7 +382,7 @@ def node_event_keys(*, names: set[str]) -> dict[str, str]:
 # --- removing a node -----------------------------------------------------------------------------------------
 
 
-def node_delete(*, node: Node, user=None, force: bool = False) -> NodeOperation | None:
+def node_delete(*, node: Node, user: User | None = None, force: bool = False) -> NodeOperation | None:
     """Remove a node, refused (Conflict) while it is running cases.
 
     A managed node whose machine holds TestHub's files or worker is retired over SSH first: the node takes no
@@ -477,7 +485,7 @@ def node_release_after_check(*, node: Node) -> None:
 # --- operations over SSH, carried out by the control worker ---------------------------------------------
 
 
-def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
+def operation_request(*, node: Node, kind: str, user: User | None = None) -> NodeOperation:
     """Queue an operation on the node; one already waiting of the same kind is reused (it will see this change)."""
     if node.status == Node.Status.RETIRING and kind != NodeOperation.Kind.RETIRE:
         raise Conflict(f"{node} is being removed: nothing more is done on its machine.")
@@ -495,7 +503,7 @@ def operation_request(*, node: Node, kind: str, user=None) -> NodeOperation:
     return operation
 
 
-def _enqueue(celery_task, operation_id: int) -> None:
+def _enqueue(celery_task: "Task[[int], None]", operation_id: int) -> None:
     try:
         celery_task.apply_async((operation_id,), retry=False)
     except Exception:  # the reconciler re-sends queued operations
@@ -520,6 +528,8 @@ def operations_reconcile(*, now: datetime) -> None:
     lost = NodeOperation.objects.filter(state=NodeOperation.State.RUNNING, started_at__lt=abandoned)
     lost_message = "The control worker stopped while carrying this out: run it again."
     for operation in lost.filter(kind=NodeOperation.Kind.INSTALL):
+        if operation.node_id is None:
+            continue  # its node is gone, and the node's installs with it
         NodeProduct.objects.filter(node_id=operation.node_id, state=InstallState.INSTALLING).update(
             state=InstallState.FAILED, state_message=lost_message
         )
@@ -595,9 +605,7 @@ def node_unverified_heartbeats_record(*, heartbeats: list[HeartbeatSeen]) -> Non
             )
         consumed = {queue for queue in beat.queues if queue.startswith("cap.")}
         if consumed:
-            transaction.on_commit(
-                lambda name=beat.node, consumed=consumed: _worker_idle(node_name=name, queues=consumed)
-            )
+            transaction.on_commit(partial(_worker_idle, node_name=beat.node, queues=consumed))
 
 
 def node_install_mark_failed(*, node_id: int, product_id: int, tool_id: int, reason: str) -> None:

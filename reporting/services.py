@@ -1,14 +1,17 @@
 import logging
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Avg, Count, F, Max, Min, Q
+from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from catalog.services import product_test_result_record
@@ -32,7 +35,7 @@ def success_rate(*, passed: int, failed: int) -> Decimal | None:
     return (Decimal(100) * passed / judged).quantize(Decimal("0.01")) if judged else None
 
 
-def _counts(cases) -> dict[str, int]:
+def _counts(cases: QuerySet[Case]) -> dict[str, int]:
     return cases.aggregate(
         total=Count("pk"),
         passed=Count("pk", filter=Q(status=Case.Status.PASSED)),
@@ -42,7 +45,19 @@ def _counts(cases) -> dict[str, int]:
     )
 
 
-def _by_node(cases) -> list[dict]:
+class NodeSummary(TypedDict):
+    """One node's line in a report (Report.by_node, stored as JSON)."""
+
+    node: str
+    total: int
+    passed: int
+    failed: int
+    errors: int
+    success_rate: float | None
+    mean_duration: float | None
+
+
+def _by_node(cases: QuerySet[Case]) -> list[NodeSummary]:
     rows = (
         cases.filter(node__isnull=False)
         .values(node_name=F("node__name"))
@@ -58,7 +73,7 @@ def _by_node(cases) -> list[dict]:
     return [_node_summary(row) for row in rows]
 
 
-def _node_summary(row: dict) -> dict:
+def _node_summary(row: Mapping[str, Any]) -> NodeSummary:
     rate = success_rate(passed=row["passed"], failed=row["failed"])
     return {
         "node": row["node_name"],
@@ -96,7 +111,7 @@ def report_build(*, task_id: int) -> Report | None:
     """
     task_counts_repair(task_ids=[task_id])  # the report says what the cases say; the kept counts must agree
     report, claimed = _report_claim(task_id=task_id)
-    if not claimed:
+    if not claimed or report is None:  # a claimed report is never None
         return report
     try:
         task = report.task
@@ -134,7 +149,7 @@ def _report_claim(*, task_id: int) -> tuple[Report | None, bool]:
     return report, True
 
 
-def _figures(task: Task, cases) -> _Figures:
+def _figures(task: Task, cases: QuerySet[Case]) -> _Figures:
     span = cases.aggregate(first=Min("started_at"), last=Max("finished_at"))
     return _Figures(
         counts=_counts(cases),
@@ -144,7 +159,7 @@ def _figures(task: Task, cases) -> _Figures:
     )
 
 
-def _workbook_attach(report: Report, *, task: Task, cases, figures: _Figures) -> None:
+def _workbook_attach(report: Report, *, task: Task, cases: QuerySet[Case], figures: _Figures) -> None:
     """Write the .xlsx and store it as the report's file (the row is saved when the build finishes)."""
     counts, rate = figures.counts, success_rate(passed=figures.counts["passed"], failed=figures.counts["failed"])
     with tempfile.TemporaryDirectory() as folder:
@@ -204,7 +219,7 @@ def _report_finish(report: Report, *, task: Task, figures: _Figures) -> Report:
             )
         for target in webhook_targets(report):
             # After commit, on the control worker, retried with backoff: a slow receiver never holds up a report.
-            transaction.on_commit(lambda target=target: send_webhook.apply_async((report.pk, target)))
+            transaction.on_commit(partial(send_webhook.apply_async, (report.pk, target)))
     logger.info("task %s: report %s built (%s cases)", task.pk, report.pk, counts["total"])
     return report
 

@@ -5,10 +5,15 @@ fall back to a default: ``env_bool`` accepts only ``true`` and ``false``.
 """
 
 import os
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None or value == "" else value

@@ -223,6 +223,11 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
 }
 TESTHUB_LOGIN_RATE = env_str("TESTHUB_LOGIN_RATE", "10/minute")
+# ... and per account, whatever the address (many machines guessing one user's password).
+TESTHUB_LOGIN_ACCOUNT_RATE = env_str("TESTHUB_LOGIN_ACCOUNT_RATE", "30/hour")
+# Proxies in front of TestHub that append the client's address to X-Forwarded-For (0: none; the connection's
+# address is the client's, and a client's own X-Forwarded-For is ignored).
+TESTHUB_TRUSTED_PROXIES = env_int("TESTHUB_TRUSTED_PROXIES", 0)
 # A web process takes a token (and a user's roles) it checked this recently without asking the database again.
 TESTHUB_AUTH_CACHE_SECONDS = env_int("TESTHUB_AUTH_CACHE_SECONDS", 5)
 # Each web process keeps recent GET answers while their data's revisions hold (api.answers); this long at
@@ -254,7 +259,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_THROTTLE_RATES": {"login": TESTHUB_LOGIN_RATE},
+    "DEFAULT_THROTTLE_RATES": {"login": TESTHUB_LOGIN_RATE, "login_account": TESTHUB_LOGIN_ACCOUNT_RATE},
+    "NUM_PROXIES": TESTHUB_TRUSTED_PROXIES,
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.LabPermission"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [

@@ -1,6 +1,10 @@
+from unittest import mock
+
 import pytest
 from django.test import Client
 
+from execution.models import TaskTemplate
+from nodes.admin import NodeForm
 from nodes.models import Node, NodeOperation, NodeTool, SSHStatus
 from tests.factories import (
     CaseFactory,
@@ -172,3 +176,46 @@ def test_the_node_page_shows_what_the_last_check_found(admin_client_of):
     node = NodeFactory(ssh_status=SSHStatus.AUTH_FAILED, ssh_message="refused the login of 'lab'")
     page = admin_client_of.get(f"/admin/nodes/node/{node.pk}/change/").content.decode()
     assert "Login refused" in page and "refused the login of" in page
+
+
+def test_saving_a_node_page_writes_only_what_the_page_changed(admin_client_of):
+    """A heartbeat recorded while the page is being saved keeps its word on the node's status."""
+    node = NodeFactory(status=Node.Status.OFFLINE, slots=1)
+    form = {**_node_form(node), "slots": 4, "installs-TOTAL_FORMS": "0"}
+
+    def heartbeat_meanwhile(page_form):
+        Node.objects.filter(pk=node.pk).update(status=Node.Status.ONLINE, status_reason="")
+        return page_form.cleaned_data.get("private_key", "")
+
+    with mock.patch.object(NodeForm, "clean_private_key", heartbeat_meanwhile):
+        response = admin_client_of.post(f"/admin/nodes/node/{node.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    node.refresh_from_db()
+    assert (node.slots, node.status) == (4, Node.Status.ONLINE)
+
+
+def test_a_template_saved_in_admin_meets_the_case_name_rules_of_the_api(admin_client_of):
+    link = ProductToolFactory()
+    form = {"name": "nightly", "product": link.product.pk, "tool": link.tool.pk, "priority": 5, "cron": ""}
+    response = admin_client_of.post("/admin/execution/tasktemplate/add/", {**form, "cases": '["ok", "bad\\u0001name"]'})
+    assert response.status_code == 200
+    assert "U+0001" in response.content.decode()
+    assert not TaskTemplate.objects.exists()
+
+
+def test_a_template_saved_in_admin_must_use_one_of_the_products_tools(admin_client_of):
+    link, stranger = ProductToolFactory(), ToolFactory()
+    form = {"name": "nightly", "product": link.product.pk, "tool": stranger.pk, "priority": 5, "cases": '["a"]'}
+    response = admin_client_of.post("/admin/execution/tasktemplate/add/", form)
+    assert response.status_code == 200
+    assert "not linked" in response.content.decode()
+    assert not TaskTemplate.objects.exists()
+
+
+def test_a_template_saved_in_admin_gets_its_beat_entry(admin_client_of):
+    link = ProductToolFactory()
+    form = {"name": "nightly", "product": link.product.pk, "tool": link.tool.pk, "priority": 5, "cases": '[" a "]'}
+    response = admin_client_of.post("/admin/execution/tasktemplate/add/", {**form, "cron": "0 3 * * *"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    template = TaskTemplate.objects.get()
+    assert (template.cases, template.periodic_task.crontab.hour) == (["a"], "3")

@@ -1,11 +1,14 @@
 """Signing in: tokens that expire and can be revoked, logins throttled, bodies bounded before parsing."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 from knox.models import AuthToken
+
+from accounts.views import LoginAccountRateThrottle, LoginRateThrottle
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-test-password"
@@ -86,3 +89,30 @@ def test_metrics_refuse_a_non_ascii_bearer_token_instead_of_failing(api, setting
     settings.TESTHUB_METRICS_TOKEN = "s3cret"
     response = api.get("/metrics", HTTP_AUTHORIZATION="Bearer sécrét")
     assert response.status_code in (401, 403)
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_login_throttle(api, tester):
+    for attempt in range(10):
+        headers = {"HTTP_X_FORWARDED_FOR": f"198.51.100.{attempt}"}
+        assert (
+            api.post("/api/auth/token/", {"username": tester.username, "password": "guess"}, **headers).status_code
+            == 400
+        )
+    response = api.post(
+        "/api/auth/token/", {"username": tester.username, "password": PASSWORD}, HTTP_X_FORWARDED_FOR="203.0.113.9"
+    )
+    assert response.status_code == 429
+
+
+def test_guessing_one_accounts_password_from_many_addresses_is_throttled(api, tester):
+    with (
+        mock.patch.object(LoginRateThrottle, "rate", "1000/minute", create=True),
+        mock.patch.object(LoginAccountRateThrottle, "rate", "5/hour", create=True),
+    ):
+        for attempt in range(5):
+            body = {"username": tester.username, "password": "guess"}
+            assert api.post("/api/auth/token/", body, REMOTE_ADDR=f"198.51.100.{attempt}").status_code == 400
+        body = {"username": tester.username.upper(), "password": PASSWORD}
+        assert api.post("/api/auth/token/", body, REMOTE_ADDR="203.0.113.9").status_code == 429
+        other = {"username": "someone-else", "password": "guess"}
+        assert api.post("/api/auth/token/", other, REMOTE_ADDR="203.0.113.9").status_code == 400

@@ -4,15 +4,16 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+import redis
 from django.utils import timezone
 
 from execution.models import Case
 from execution.recording import events_take
 from nodes.models import Node
-from nodes.services import node_capability_queues, nodes_mark_offline
+from nodes.services import liveness_sweep, node_capability_queues, nodes_mark_offline
 from tests.events import signed
 from tests.factories import CaseFactory, TaskFactory, capable_lab
-from worker.protocol import PROTOCOL_VERSION
+from worker.protocol import EVENTS_KEY, PROTOCOL_VERSION
 
 
 def heartbeat(node: Node, *, protocol: int = PROTOCOL_VERSION, queues=(), at=None) -> dict:
@@ -157,3 +158,43 @@ def test_maintenance_cannot_be_used_to_skip_a_quarantine(api, lab_manager):
     response = api.as_user(lab_manager).post(f"/api/nodes/{node.pk}/maintenance/", {"enabled": True}, format="json")
     assert response.status_code == 409
     assert "passing check" in response.json()["detail"]
+
+
+def test_the_liveness_sweep_takes_a_silent_node_offline_and_hands_its_cases_out_again(
+    db, settings, hearing, django_capture_on_commit_callbacks
+):
+    settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS = 10
+    _, _, (node,) = capable_lab()
+    Node.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now() - timedelta(seconds=11))
+    case = CaseFactory(status=Case.Status.RUNNING, node=node)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert liveness_sweep() == [node.name]
+    case.refresh_from_db()
+    assert (Node.objects.get(pk=node.pk).status, case.status, case.node) == (Node.Status.OFFLINE, "queued", None)
+
+
+def test_silence_is_not_judged_while_the_recorders_are_a_batch_behind(db, settings, hearing):
+    settings.TESTHUB_NODE_OFFLINE_AFTER_SECONDS = 10
+    _, _, (node,) = capable_lab()
+    Node.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now() - timedelta(seconds=11))
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.rpush(EVENTS_KEY, *[b"{}"] * 500)  # its latest heartbeat may be among them
+    try:
+        assert liveness_sweep() == []
+    finally:
+        client.delete(EVENTS_KEY)
+    assert Node.objects.get(pk=node.pk).status == Node.Status.ONLINE
+
+
+def test_beat_starts_the_liveness_sweep_the_reconcilers_and_token_cleanup_each_as_a_task_of_its_own():
+    from testhub.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert scheduled == {
+        "nodes.sweep_liveness",
+        "nodes.reconcile",
+        "execution.reconcile",
+        "accounts.delete_expired_tokens",
+    }
+    assert scheduled <= set(app.tasks)

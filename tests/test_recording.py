@@ -4,6 +4,7 @@ reason, a batch the database refuses split so the rest is recorded, lost machine
 import base64
 import json
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 import redis
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from execution import recording
 from execution.models import Case, RejectedEvent
 from execution.recording import events_take
 from execution.services import cases_requeue_from_silent_nodes
@@ -93,6 +95,24 @@ def test_a_batch_the_database_refuses_is_split_and_only_the_poison_event_is_set_
     assert Case.objects.get(pk=poison.pk).status == "running"
     (rejected,) = RejectedEvent.objects.all()
     assert "the database refused it" in rejected.reason and rejected.node == node.name
+
+
+def test_an_event_whose_recording_faults_is_set_aside_and_the_batch_is_never_tried_whole_again():
+    node = NodeFactory()
+    poison, good = CaseFactory.create_batch(2, status="running", node=node)
+    apply = recording._case_events_apply
+
+    def faulting_on_the_poison(case_events, node_ids):
+        if any(event.case_id == poison.pk for event in case_events):
+            raise KeyError("a bug met by this event only")
+        return apply(case_events, node_ids)
+
+    with mock.patch("execution.recording._case_events_apply", side_effect=faulting_on_the_poison):
+        outcome = events_take(received=[_finished(poison, node), _finished(good, node), _heartbeat(node)])
+    assert (outcome.recorded, outcome.rejected) == (2, 1)
+    assert (Case.objects.get(pk=good.pk).status, Case.objects.get(pk=poison.pk).status) == ("passed", "running")
+    (rejected,) = RejectedEvent.objects.all()
+    assert rejected.reason.startswith("recording it failed: KeyError")
 
 
 def test_an_event_for_a_case_that_ended_already_changes_nothing():

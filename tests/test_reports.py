@@ -1,12 +1,15 @@
 """Building a report from the database, without workers: counts, the workbook, idempotency."""
 
+from datetime import timedelta
+from unittest import mock
+
 import pytest
 from django.utils import timezone
 from openpyxl import load_workbook
 
 from catalog.models import ProductTestResult
 from reporting.models import Report
-from reporting.services import report_build
+from reporting.services import BUILD_ABANDONED_AFTER, report_build
 from tests.factories import CaseFactory, NodeFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +94,55 @@ def test_names_people_wrote_reach_the_workbook_as_text_never_as_formulas(setting
     assert cells == {'=HYPERLINK("http://evil.example/","click")': "s", "bad\ufffdchar": "s", "+1+1": "s"}
     task_cell = next(row[1] for row in workbook["Summary"].iter_rows() if row[0].value == "Task")
     assert task_cell.data_type == "s" and task_cell.value.endswith("=cmd|' /C calc'!A0")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_workbook_is_written_without_holding_the_tasks_row_lock(ended_task):
+    """Cancelling, recording or reconciling the task must not wait on a build of a million-row workbook."""
+    from django.db import connections
+
+    from reporting import services
+
+    locked_elsewhere = []
+
+    def try_the_lock(*args, **kwargs):
+        other = connections.create_connection("default")  # a second session, as another process would have
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute("SELECT id FROM execution_task WHERE id = %s FOR UPDATE NOWAIT", [ended_task.pk])
+                locked_elsewhere.append(cursor.fetchone()[0])
+                cursor.execute("ROLLBACK")
+        finally:
+            other.close()
+        return write_workbook(*args, **kwargs)
+
+    write_workbook = services.write_workbook
+    with mock.patch("reporting.services.write_workbook", side_effect=try_the_lock):
+        report_build(task_id=ended_task.pk)
+    assert locked_elsewhere == [ended_task.pk]
+
+
+def test_a_build_under_way_elsewhere_is_left_to_finish(ended_task):
+    claimed = Report.objects.create(task=ended_task, status=Report.Status.BUILDING, build_started_at=timezone.now())
+    assert report_build(task_id=ended_task.pk) == claimed
+    claimed.refresh_from_db()
+    ended_task.refresh_from_db()
+    assert (claimed.status, ended_task.status) == (Report.Status.BUILDING, "running")
+
+
+def test_a_build_abandoned_by_a_dead_worker_is_taken_over(ended_task):
+    long_ago = timezone.now() - BUILD_ABANDONED_AFTER - timedelta(minutes=1)
+    Report.objects.create(task=ended_task, status=Report.Status.BUILDING, build_started_at=long_ago)
+    report = report_build(task_id=ended_task.pk)
+    assert (report.status, report.total, Report.objects.count()) == (Report.Status.READY, 5, 1)
+
+
+def test_a_build_that_fails_leaves_no_claim_behind(ended_task):
+    with (
+        mock.patch("reporting.services.write_workbook", side_effect=OSError("disk full")),
+        pytest.raises(OSError, match="disk full"),
+    ):
+        report_build(task_id=ended_task.pk)
+    assert not Report.objects.exists()
+    assert report_build(task_id=ended_task.pk).status == Report.Status.READY

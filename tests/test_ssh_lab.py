@@ -229,9 +229,9 @@ def test_seed_demo_makes_ssh_machines_the_demo_lab_which_then_runs_the_demo_suit
     import io
 
     from django.core.management import call_command
-    from testhub.management.commands.demo import _demo_cases
 
     from catalog.models import Product, TestTool
+    from devtools.management.commands.demo import _demo_cases
 
     machine = machines[0]
     monkeypatch.setenv("TESTHUB_DEMO_MACHINE_PASSWORD", machine.password)

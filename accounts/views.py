@@ -9,17 +9,25 @@ passwords cannot be guessed at speed from one machine or many.
 import hashlib
 from collections.abc import Mapping
 
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as django_auth
 from django.http import HttpResponse
+from django.middleware.csrf import get_token
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.views import LoginView as KnoxLoginView
 from knox.views import LogoutView as KnoxLogoutView
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from accounts.authentication import TokenAuthentication
+from accounts.roles import is_lab_manager, is_tester
 
 
 class LoginRateThrottle(SimpleRateThrottle):
@@ -92,3 +100,72 @@ class SessionLoginView(django_auth.LoginView):
                     f"Too many sign-in attempts; try again in {wait} s.", status=429, headers={"Retry-After": str(wait)}
                 )
         return super().post(request, *args, **kwargs)
+
+
+# --- the browser's session: the web front end signs in with a cookie and CSRF, scripts use tokens --------------
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField(), help_text="lab_manager and/or tester")
+    is_lab_manager = serializers.BooleanField()
+
+
+def user_answer(user) -> dict:
+    roles = [role for role, has in (("lab_manager", is_lab_manager(user)), ("tester", is_tester(user))) if has]
+    return {"id": user.pk, "username": user.get_username(), "roles": roles, "is_lab_manager": "lab_manager" in roles}
+
+
+class CsrfView(APIView):
+    """Sets the `csrftoken` cookie the front end sends back in `X-CSRFToken` on every change."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=inline_serializer("Csrf", {"csrfToken": serializers.CharField()}))
+    @method_decorator(ensure_csrf_cookie)
+    def get(self, request):
+        return Response({"csrfToken": get_token(request)})
+
+
+class SessionLoginApiView(APIView):
+    """Sign in for the browser: a session cookie (CSRF-checked like every change the session makes afterwards)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = LOGIN_THROTTLES
+
+    @extend_schema(request=AuthTokenSerializer, responses=UserSerializer)
+    @method_decorator(csrf_protect)
+    def post(self, request):
+        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        if not credentials.is_valid():
+            return Response(
+                {"detail": "That username and password do not match an account.", "code": "invalid_credentials"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        user = credentials.validated_data["user"]
+        auth_login(request._request, user)
+        return Response(user_answer(user))
+
+
+class SessionLogoutView(APIView):
+    """End the browser's session."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        auth_logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    """Who is signed in, and their roles (401 when nobody is)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=UserSerializer)
+    def get(self, request):
+        return Response(user_answer(request.user))

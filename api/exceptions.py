@@ -43,4 +43,9 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        codes = exc.get_codes() if hasattr(exc, "get_codes") else None
+        if isinstance(codes, str):
+            response.data.setdefault("code", codes)  # what a client branches on: not_authenticated, throttled, ...
+    return response

@@ -24,7 +24,7 @@ class BoundedJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = parser_context["request"]
-        signed_in = request.user.is_authenticated
+        signed_in = _signed_in(request)
         limit = settings.TESTHUB_MAX_JSON_BYTES if signed_in else settings.TESTHUB_MAX_ANONYMOUS_BODY_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -34,6 +34,14 @@ class BoundedJSONParser(JSONParser):
             who = "" if signed_in else " without signing in"
             raise BodyTooLarge(f"The body is {length} bytes; at most {limit} are taken here{who}.")
         return super().parse(stream, media_type, parser_context)
+
+
+def _signed_in(request) -> bool:
+    if hasattr(request, "_user"):  # DRF keeps the user once authentication is done
+        return request._user.is_authenticated
+    # Asked while authentication itself runs (the session's CSRF check reads the body): asking DRF for the user
+    # here would start authentication again. The session's own user is the one being authenticated.
+    return request._request.user.is_authenticated
 
 
 class _RefusingRewrittenNames(DjangoMultiPartParser):

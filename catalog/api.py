@@ -100,7 +100,19 @@ class ProductTestResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProductTestResult
-        fields = ["id", "pass_rate", "total", "passed", "failed", "errors", "report_url", "source", "created_at"]
+        fields = [
+            "id",
+            "pass_rate",
+            "total",
+            "passed",
+            "failed",
+            "errors",
+            "report_url",
+            "source",
+            "kind",
+            "task",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
 
     def validate(self, attrs):

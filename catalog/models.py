@@ -133,6 +133,19 @@ class ProductTestResult(RevisedModel):
     errors = models.PositiveIntegerField(default=0)
     report_url = models.URLField(blank=True, max_length=500)
     source = models.CharField(max_length=100, help_text="Who recorded it: 'testhub' or the outside service's name.")
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full run"
+        RERUN = "rerun", "Rerun of some cases"
+        CANCELLED = "cancelled", "Cancelled before every case ran"
+
+    kind = models.CharField(
+        max_length=20,
+        choices=Kind.choices,
+        default=Kind.FULL,
+        help_text="Only a full run speaks for the whole product: a rerun or a cancelled run is shown apart.",
+    )
+    task = models.PositiveIntegerField(null=True, blank=True, help_text="The TestHub task it came from, if any.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -69,6 +69,8 @@ def product_test_result_record(
     failed: int = 0,
     errors: int = 0,
     report_url: str = "",
+    kind: str = ProductTestResult.Kind.FULL,
+    task: int | None = None,
 ) -> ProductTestResult:
     return ProductTestResult.objects.create(
         product=product,
@@ -79,4 +81,6 @@ def product_test_result_record(
         failed=failed,
         errors=errors,
         report_url=report_url,
+        kind=kind,
+        task=task,
     )

@@ -2,12 +2,14 @@ import django_filters
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import get_object_or_404
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.permissions import SubmitPermission
 from accounts.roles import is_lab_manager
@@ -21,6 +23,8 @@ from execution import services
 from execution.counts import task_node_counts
 from execution.models import Case, Task, TaskTemplate, WebhookHost
 from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
+from nodes.capabilities import capability_queue
+from nodes.models import Node
 
 
 class CaseCountsSerializer(serializers.Serializer):
@@ -381,12 +385,30 @@ class CaseViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ReadOnlyMode
     search_fields = ["name"]
     ordering_fields = ["id"]
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
-    @action(detail=True, methods=["get"], renderer_classes=[PlainTextRenderer])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tail", int, description="Only the last this many bytes (the viewer asks for 65536)."),
+            OpenApiParameter("download", bool, description="As an attachment, the whole log."),
+        ],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[PlainTextRenderer, JSONRenderer])
     def log(self, request, pk=None):
-        """The case's output (stdout and stderr); when long, its last 64 KiB."""
+        """The case's output (stdout and stderr; the worker keeps its last 64 KiB). `X-Log-Size` says how long the
+        whole log is, so a viewer asking for a `tail` knows what it left out."""
         case = get_object_or_404(Case.objects.only("log"), pk=pk)
-        return HttpResponse(case.log, content_type="text/plain; charset=utf-8")
+        text = case.log.encode()
+        tail = request.query_params.get("tail", "")
+        if tail:
+            if not tail.isdigit():
+                raise ValidationError({"tail": ["Give the number of bytes to show from the end, e.g. 65536."]})
+            text = text[-int(tail) :] if int(tail) else b""
+            text = text.decode("utf-8", "ignore").encode()  # never a character cut in half
+        response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+        response["X-Log-Size"] = str(len(case.log.encode()))
+        if request.query_params.get("download") in ("1", "true"):
+            response["Content-Disposition"] = f'attachment; filename="testhub-case-{pk}.log"'
+        return response
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -456,9 +478,10 @@ class TemplateViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelVie
         services.template_delete(template=instance)
 
     @extend_schema(request=None, responses={201: TaskSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[SubmitPermission])
     def run(self, request, pk=None):
-        """Run the template now: a new task, with its own report."""
+        """Run the template now: a new task, with its own report. Testers may run what lab managers saved; only
+        lab managers change templates."""
         task = services.template_run(template=self.get_object(), user=request.user)
         tasks = Task.objects.select_related("product", "tool", "created_by", "report")
         data = TaskSerializer(tasks.get(pk=task.pk), context=self.get_serializer_context()).data
@@ -496,3 +519,70 @@ class WebhookHostViewSet(LookupUnfiltered, viewsets.ModelViewSet):
     serializer_class = WebhookHostSerializer
     search_fields = ["host", "note"]
     ordering_fields = ["host", "created_at"]
+
+
+class CapabilityView(APIView):
+    """Which nodes can run a product with a tool, and which of them are online now (the submit form shows it)."""
+
+    permission_classes = [SubmitPermission]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("product", int, required=True), OpenApiParameter("tool", int, required=True)],
+        responses=inline_serializer(
+            "Capability",
+            {
+                "queue": serializers.CharField(),
+                "online_nodes": serializers.ListField(child=serializers.DictField()),
+                "nodes": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def get(self, request):
+        product, tool = _product_and_tool(request)
+        nodes = Node.objects.capable_of(product=product, tool=tool).order_by("name")
+        online = {node.pk for node in nodes.online()}
+        return Response(
+            {
+                "queue": capability_queue(product=product, tool=tool),
+                "online_nodes": [{"id": node.pk, "name": node.name} for node in nodes if node.pk in online],
+                "nodes": [{"id": node.pk, "name": node.name, "status": node.status} for node in nodes],
+            }
+        )
+
+
+class CaseNamesView(APIView):
+    """Case names from the latest runs of a product with a tool, to offer when a tester writes a new task."""
+
+    permission_classes = [SubmitPermission]
+    RECENT_TASKS = 20
+    LIMIT = 200
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("product", int, required=True),
+            OpenApiParameter("tool", int, required=True),
+            OpenApiParameter("search", str, description="Only names containing this text."),
+        ],
+        responses=inline_serializer("CaseNames", {"results": serializers.ListField(child=serializers.CharField())}),
+    )
+    def get(self, request):
+        product, tool = _product_and_tool(request)
+        recent = Task.objects.filter(product=product, tool=tool).order_by("-id").values("pk")[: self.RECENT_TASKS]
+        cases = Case.objects.filter(task__in=recent)
+        if search := request.query_params.get("search", "").strip():
+            cases = cases.filter(name__icontains=search)
+        names = cases.order_by("name").values_list("name", flat=True).distinct()[: self.LIMIT]
+        return Response({"results": list(names)})
+
+
+def _product_and_tool(request) -> tuple[Product, TestTool]:
+    """The product and tool named by id in the query string, or a 400 saying which is missing or unknown."""
+    found = {}
+    for field, model in (("product", Product), ("tool", TestTool)):
+        value = request.query_params.get(field, "")
+        if not value.isdigit():
+            raise ValidationError({field: [f"Give the {field}'s id, e.g. ?{field}=1."]})
+        found[field] = model.objects.filter(pk=int(value)).first()
+        if found[field] is None:
+            raise ValidationError({field: [f"There is no {field} with id {value}."]})
+    return found["product"], found["tool"]

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
+from catalog.models import ProductTestResult
 from catalog.services import product_test_result_record
 from execution.counts import task_counts_repair
 from execution.models import Case, Task
@@ -216,12 +217,20 @@ def _report_finish(report: Report, *, task: Task, figures: _Figures) -> Report:
                 failed=counts["failed"],
                 errors=counts["errors"],
                 report_url=f"{settings.TESTHUB_PUBLIC_URL}/api/reports/{report.pk}/download/",
+                kind=_result_kind(task, cancelled=figures.cancelled),
+                task=task.pk,
             )
         for target in webhook_targets(report):
             # After commit, on the control worker, retried with backoff: a slow receiver never holds up a report.
             transaction.on_commit(partial(send_webhook.apply_async, (report.pk, target)))
     logger.info("task %s: report %s built (%s cases)", task.pk, report.pk, counts["total"])
     return report
+
+
+def _result_kind(task: Task, *, cancelled: bool) -> str:
+    if cancelled:
+        return ProductTestResult.Kind.CANCELLED
+    return ProductTestResult.Kind.RERUN if task.rerun_of_id else ProductTestResult.Kind.FULL
 
 
 _COUNT_LABELS = [("passed", "passed"), ("failed", "failed"), ("errors", "error"), ("not_run", "cancelled")]

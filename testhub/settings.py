@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "knox",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc from local files, never a CDN
     "corsheaders",
     "django_celery_beat",
     "accounts",
@@ -155,6 +156,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The web front end, built by bin/run and bin/test (npm run build) into frontend/dist: its assets are static
+# files under /static/, its index.html is served for every page of the app (testhub/urls.py).
+FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [FRONTEND_DIST] if FRONTEND_DIST.is_dir() else []
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = DEBUG
@@ -270,11 +275,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": False,  # success rates and pass rates are numbers to the front end's charts
     "PAGE_SIZE": 50,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
 SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "TestHub API",
     "DESCRIPTION": "Submit test tasks, follow their cases, read their reports; keep the lab's products, tools, nodes.",
     "VERSION": "1.0.0",

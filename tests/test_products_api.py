@@ -185,8 +185,8 @@ def test_another_service_records_a_test_result_and_it_becomes_the_latest(api, la
     )
     assert response.status_code == 201, response.json()
     result = api.get(f"/api/products/{product.pk}/test-result/").json()
-    assert result["latest"]["pass_rate"] == "97.50" and result["latest"]["source"] == "nightly-ci"
-    assert [entry["pass_rate"] for entry in result["history"]] == ["97.50", "50.00"]
+    assert result["latest"]["pass_rate"] == 97.5 and result["latest"]["source"] == "nightly-ci"
+    assert [entry["pass_rate"] for entry in result["history"]] == [97.5, 50.0]
 
 
 def test_a_pass_rate_above_100_is_refused(api, lab_manager):
@@ -208,7 +208,7 @@ def test_the_product_list_shows_the_latest_pass_rate(api, tester):
     product = ProductFactory()
     ProductTestResultFactory(product=product, pass_rate=10)
     ProductTestResultFactory(product=product, pass_rate=80)
-    assert api.as_user(tester).get("/api/products/").json()["results"][0]["latest_pass_rate"] == "80.00"
+    assert api.as_user(tester).get("/api/products/").json()["results"][0]["latest_pass_rate"] == 80.0
 
 
 def test_product_list_runs_the_same_queries_for_any_page_size(api, tester, django_assert_num_queries):

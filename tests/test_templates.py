@@ -68,7 +68,7 @@ def test_running_a_template_now_makes_a_task_that_shows_among_its_runs_with_its_
     ReportFactory(task=run, success_rate=50)
     TaskFactory()  # not a run of this template
     runs = api.get(f"/api/templates/{template_id}/runs/").json()["results"]
-    assert [(entry["id"], entry["success_rate"]) for entry in runs] == [(run.pk, "50.00")]
+    assert [(entry["id"], entry["success_rate"]) for entry in runs] == [(run.pk, 50.0)]
 
 
 @pytest.mark.slow

@@ -1,0 +1,187 @@
+import axe from "axe-core";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { VueWrapper } from "@vue/test-utils";
+
+import { api } from "@/api";
+import type { Case, Node, Report, TaskDetail } from "@/api/types";
+import { authStore } from "@/stores/auth";
+import App from "@/App.vue";
+import DashboardView from "@/views/DashboardView.vue";
+import LoginView from "@/views/LoginView.vue";
+import NodesView from "@/views/NodesView.vue";
+import SubmitView from "@/views/SubmitView.vue";
+import TasksView from "@/views/TasksView.vue";
+import TaskView from "@/views/TaskView.vue";
+import TemplatesView from "@/views/TemplatesView.vue";
+
+import { clearCookies, jsonResponse, mountWithApp, pause, setCookie, settle, stubFetch } from "./helpers";
+
+vi.mock("@/charts/ResultsChart.vue", async () => ({
+  __esModule: true,
+  default: (await import("vue")).defineComponent({ render: () => null }),
+}));
+
+/** Serious and critical axe findings (colour contrast needs a real browser: the e2e suite checks it). */
+async function violations(wrapper: VueWrapper): Promise<string[]> {
+  const results = await axe.run(wrapper.element as Element, {
+    rules: { "color-contrast": { enabled: false }, region: { enabled: false } },
+  });
+  return results.violations
+    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
+    .map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.html).join(" | ")}`);
+}
+
+const counts = { total: 3, queued: 0, running: 0, passed: 2, failed: 1, error: 0, cancelled: 0 };
+const task: TaskDetail = {
+  id: 12, name: "nightly", product: 5, product_name: "calc 1.0", tool: 3, tool_name: "pytest 8", priority: 5,
+  case_timeout: 600, webhook_url: "", status: "finished", created_by: "alice", rerun_of: null, template: null, counts,
+  progress: 100, success_rate: 66.67, report: 4,
+  links: { cases: "/api/tasks/12/cases/", report: "/api/reports/4/", download: "/api/reports/4/download/" },
+  created_at: "2025-01-01T10:00:00Z", started_at: "2025-01-01T10:00:01Z", finished_at: "2025-01-01T10:01:00Z",
+  by_node: [{ node: "node-1", total: 3, running: 0, passed: 2, failed: 1, error: 0, cancelled: 0 }],
+};
+const report = {
+  id: 4, task: 12, task_name: "nightly", product: 5, tool: 3, status: "ready", cancelled: false, total: 3, passed: 2,
+  failed: 1, errors: 0, not_run: 0, success_rate: 66.67, success_rate_formula: "passed / (passed + failed) x 100",
+  duration_seconds: 59, download_url: "http://testserver/api/reports/4/download/", created_at: "2025-01-01T10:01:00Z",
+} satisfies Report;
+const cases: Case[] = ["test_a", "test_b", "test_c"].map((name, index) => ({
+  id: index + 1, task: 12, name, status: index === 2 ? "failed" : "passed", node: 1, node_name: "node-1", attempts: 1,
+  exit_code: index === 2 ? 1 : 0, started_at: "2025-01-01T10:00:02Z", finished_at: "2025-01-01T10:00:03Z",
+  duration_seconds: 1, log_url: `/api/cases/${index + 1}/log/`,
+}));
+const node = {
+  id: 1, name: "node-1", ip: "10.0.0.1", ssh_port: 22, username: "lab", managed: true, install_root: "/opt/testhub",
+  slots: 1, status: "online", status_reason: "", last_heartbeat: new Date().toISOString(), worker_version: "1.0",
+  ssh_status: "ok", ssh_message: "", checked_at: null, created_at: "2025-01-01T00:00:00Z",
+  updated_at: "2025-01-01T00:00:00Z",
+} satisfies Node;
+
+describe("accessibility (axe, serious and critical)", () => {
+  beforeEach(() => setCookie("csrftoken=t"));
+  afterEach(() => {
+    api.forget();
+    authStore.forget();
+    clearCookies();
+  });
+
+  it("finds nothing on the login page, even showing an error", async () => {
+    stubFetch({
+      "/api/auth/me/": () => jsonResponse({ detail: "Log in.", code: "not_authenticated" }, { status: 401 }),
+      "/api/auth/session/": () => jsonResponse({ detail: "Wrong user name or password.", code: "invalid_credentials" }, { status: 400 }),
+    });
+    const { wrapper } = mountWithApp(LoginView);
+    await wrapper.get("form").trigger("submit");
+    await settle();
+    expect(wrapper.text()).toContain("Wrong user name or password.");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on the submit form with its messages showing", async () => {
+    stubFetch({ "/api/products/?": () => jsonResponse({ count: 0, next: null, previous: null, results: [] }) });
+    const { wrapper } = mountWithApp(SubmitView);
+    await settle();
+    await wrapper.get('textarea[data-test="case-list"]').setValue("a\na\n-x");
+    await wrapper.get("form").trigger("submit");
+    await pause(200);
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on a finished task's page with its report and cases", async () => {
+    stubFetch({
+      "/api/tasks/12/cases/": () => jsonResponse({ count: 3, next: null, previous: null, results: cases }),
+      "/api/tasks/12/": () => jsonResponse(task),
+      "/api/reports/4/": () => jsonResponse(report),
+    });
+    const { wrapper } = mountWithApp(TaskView, { props: { id: "12" } });
+    await settle(10);
+    expect(wrapper.findAll('[data-test="case-row"]')).toHaveLength(3);
+    expect(wrapper.get('[data-test="report-download"]').attributes("href")).toBe("/api/reports/4/download/");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on the nodes page as a lab manager, details open", async () => {
+    stubFetch({
+      "/api/auth/session/": () => jsonResponse({ id: 1, username: "admin", roles: ["lab_manager"], is_lab_manager: true }),
+      "/api/nodes/1/installs/": () =>
+        jsonResponse({ products: [{ product: 5, product_name: "calc 1.0", install_path: "", state: "installed", state_message: "", tools: [] }] }),
+      "/api/nodes/?": () => jsonResponse({ count: 1, next: null, previous: null, results: [node] }),
+      "/api/cases/?": () => jsonResponse({ count: null, next: null, previous: null, results: [{ ...cases[0], status: "running" }] }),
+    });
+    await authStore.login("admin", "secret");
+    const { wrapper } = mountWithApp(NodesView);
+    await settle();
+    await wrapper.get('[data-test="node-toggle"]').trigger("click");
+    await settle();
+    expect(wrapper.find('[data-test="node-maintenance"]').exists()).toBe(true);
+    expect(wrapper.get('[data-test="node-details"]').text()).toContain("calc 1.0");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("gives the app shell header, navigation and main landmarks, and shows who is signed in", async () => {
+    stubFetch({ "/api/auth/session/": () => jsonResponse({ id: 2, username: "bob", roles: ["tester"], is_lab_manager: false }) });
+    await authStore.login("bob", "secret");
+    const { wrapper } = mountWithApp(App);
+    await settle();
+    expect(wrapper.find("header").exists()).toBe(true);
+    expect(wrapper.find("nav[aria-label]").exists()).toBe(true);
+    expect(wrapper.find("main").exists()).toBe(true);
+    expect(wrapper.get('[data-test="current-user"]').text()).toBe("bob · Tester");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on the dashboard", async () => {
+    stubFetch({
+      "/api/dashboard/": () =>
+        jsonResponse({
+          nodes: { online: 2, busy: 1, offline: 0, maintenance: 1, quarantined: 0, unknown: 0, outdated: 0, retiring: 0 },
+          queues: [{ queue: "cap.calc-1.0.pytest-8", product: "calc 1.0", tool: "pytest 8", depth: 4, online_nodes: 0 }],
+          running_tasks: [{ ...task, status: "running", progress: 40 }],
+          latest_reports: [{ ...report, cancelled: true }],
+        }),
+    });
+    const { wrapper } = mountWithApp(DashboardView);
+    await settle();
+    expect(wrapper.get('[data-test="nodes-maintenance"]').text()).toContain("1");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on the task list with its filters", async () => {
+    const page = { count: 1, next: null, previous: null, results: [task] };
+    stubFetch({
+      "/api/tasks/": () => jsonResponse(page),
+      "/api/products/": () => jsonResponse({ count: 0, next: null, previous: null, results: [] }),
+      "/api/tools/": () => jsonResponse({ count: 0, next: null, previous: null, results: [] }),
+    });
+    const { wrapper } = mountWithApp(TasksView);
+    await settle();
+    expect(wrapper.findAll('[data-test="task-row"]')).toHaveLength(1);
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on the templates page as a lab manager", async () => {
+    stubFetch({
+      "/api/auth/session/": () => jsonResponse({ id: 1, username: "admin", roles: ["lab_manager"], is_lab_manager: true }),
+      "/api/templates/": () =>
+        jsonResponse({
+          count: 1, next: null, previous: null,
+          results: [{ id: 1, name: "nightly", product: 5, product_name: "calc 1.0", tool: 3, tool_name: "pytest 8",
+            cases: ["a", "b"], priority: 5, case_timeout: null, cron: "0 2 * * *", last_run_error: "No online node.",
+            created_by: "admin", created_at: "2025-01-01T00:00:00Z", updated_at: "2025-01-01T00:00:00Z" }],
+        }),
+    });
+    await authStore.login("admin", "secret");
+    const { wrapper } = mountWithApp(TemplatesView);
+    await settle();
+    expect(wrapper.find('[data-test="template-edit"]').exists()).toBe(true);
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+});

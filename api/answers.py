@@ -46,16 +46,20 @@ class RevisionCachedAnswers:
     def retrieve(self, request, *args, **kwargs):
         return self._answer(super().retrieve, request, *args, **kwargs)
 
+    def answer_audience(self, request) -> str:
+        """Who the answer is for: by default one user with their roles. A view whose answer is the same for more
+        people says so, and they share one kept answer (and its ETag)."""
+        user = request.user
+        return f"user {user.pk}: {','.join(sorted(role_names(user)))}"
+
     def _answer(self, build, request, *args, **kwargs):
         store = _store()
         revisions = revisions_read(self.answer_topics) if store is not None else None
         if revisions is None or type(request.accepted_renderer) is not JSONRenderer:
             return build(request, *args, **kwargs)
-        user = request.user
         name = "\n".join(
-            [request.build_absolute_uri(), str(user.pk), ",".join(sorted(role_names(user))),
-             request.accepted_media_type, *revisions]
-        )  # fmt: skip
+            [request.build_absolute_uri(), self.answer_audience(request), request.accepted_media_type, *revisions]
+        )
         etag = f'"{hashlib.blake2b(name.encode(), digest_size=16).hexdigest()}"'
         if etag in _if_none_match(request):
             return _with_etag(HttpResponse(status=status.HTTP_304_NOT_MODIFIED), etag)

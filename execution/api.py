@@ -1,3 +1,5 @@
+import functools
+
 import django_filters
 from django.conf import settings
 from django.http import HttpResponse
@@ -275,6 +277,12 @@ class TaskFilter(django_filters.FilterSet):
         return queryset.filter(created_by=self.request.user) if value else queryset
 
 
+@functools.lru_cache(maxsize=10_000)
+def _task_owner(task_id: int) -> int | None:
+    """Who submitted the task (it never changes): asked by every poll of a task page."""
+    return Task.objects.filter(pk=task_id).values_list("created_by_id", flat=True).first()
+
+
 class TaskViewSet(RevisionCachedAnswers, LookupUnfiltered, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Tasks, newest first, a cursor page at a time; counts are kept on each task, never recounted."""
 
@@ -296,6 +304,15 @@ class TaskViewSet(RevisionCachedAnswers, LookupUnfiltered, mixins.CreateModelMix
 
     def get_serializer_class(self):
         return TaskDetailSerializer if self.action == "retrieve" else TaskSerializer
+
+    def answer_audience(self, request) -> str:
+        """One task reads the same to everyone who may read it, but for its webhook URL (its owner and lab managers
+        see it): those people share one kept answer, and so do the rest. Lists stay per user (`mine`, webhooks)."""
+        if self.action != "retrieve":
+            return super().answer_audience(request)
+        user = request.user
+        sees_webhook = is_lab_manager(user) or _task_owner(int(self.kwargs["pk"])) == user.pk
+        return f"task readers{' with its webhook' if sees_webhook else ''}"
 
     def cheap_count(self, queryset) -> int:
         return queryset.count()  # an indexed count of tasks: thousands, never millions
@@ -351,6 +368,10 @@ class TaskCaseList(RevisionCachedAnswers, generics.ListAPIView):
     permission_classes = [SubmitPermission]
     serializer_class = CaseSerializer
     pagination_class = OldestFirstCursorPagination
+
+    def answer_audience(self, request) -> str:
+        return "testers and lab managers"  # a task's cases read the same to everyone let in
+
     filterset_class = CaseFilter
     search_fields = ["name"]
     ordering_fields = ["id"]

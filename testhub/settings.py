@@ -64,6 +64,9 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", ["http://localhost:5173"
 HTTPS = env_bool("TESTHUB_HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
+# Sessions read from the shared cache (written through to the database): a page polling every second costs no
+# session query.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
@@ -235,6 +238,7 @@ TESTHUB_LOGIN_ACCOUNT_RATE = env_str("TESTHUB_LOGIN_ACCOUNT_RATE", "30/hour")
 TESTHUB_TRUSTED_PROXIES = env_int("TESTHUB_TRUSTED_PROXIES", 0)
 # A web process takes a token (and a user's roles) it checked this recently without asking the database again.
 TESTHUB_AUTH_CACHE_SECONDS = env_int("TESTHUB_AUTH_CACHE_SECONDS", 5)
+AUTHENTICATION_BACKENDS = ["accounts.backends.CachedUserBackend"]
 # Each web process keeps recent GET answers while their data's revisions hold (api.answers); this long at
 # most, and this many bytes in all.
 TESTHUB_ANSWER_CACHE_SECONDS = env_int("TESTHUB_ANSWER_CACHE_SECONDS", 10)
@@ -247,7 +251,7 @@ LOGIN_REDIRECT_URL = "/"
 # Shared by every web process: login throttling counts attempts across all of them.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "testhub.cache.ReusedClientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "testhub:cache",
         "TIMEOUT": 300,

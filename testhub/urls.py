@@ -31,6 +31,7 @@ from reporting.dashboard import DashboardView
 from reporting.metrics import MetricsView
 
 router = DefaultRouter()
+router.include_format_suffixes = False  # no .json twins: half the patterns every request is matched against
 router.register("products", ProductViewSet, basename="product")
 router.register("tools", TestToolViewSet, basename="tool")
 router.register("nodes", NodeViewSet, basename="node")

@@ -51,6 +51,9 @@ def _roles_and_tokens_read_afresh(settings):
 def _answers_built_afresh(settings):
     # A test's writes commit only with the test's transaction; tests/test_answers.py covers kept answers.
     settings.TESTHUB_ANSWER_CACHE_SECONDS = 0
+    from execution.api import _task_owner
+
+    _task_owner.cache_clear()  # ids come round again when a transactional test empties the tables
 
 
 @pytest.fixture(autouse=True)

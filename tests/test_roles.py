@@ -9,7 +9,7 @@ from tests.factories import NodeFactory, ProductFactory, ToolFactory, capable_la
 pytestmark = pytest.mark.django_db
 
 # Endpoints meant for everyone: the login itself and the API's documentation.
-PUBLIC = ("api/auth/", "api/schema/", "api/docs/")
+PUBLIC = ("api/auth/", "api/schema/", "api/docs/", "api/redoc/")
 
 
 def _api_routes(patterns=None, prefix=""):

@@ -13,6 +13,7 @@ import io
 import logging
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,8 +108,13 @@ class Session:
     def run(self, command: str, *, timeout: int | None = None, check: bool = True) -> Result:
         """Run a shell command; with check, a non-zero exit is an SSHError quoting the command's own words."""
         timeout = timeout or self._command_timeout
+        started = time.monotonic()
         try:
             outcome = self._connection.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+            # On a loaded machine the command's end (killed by the timer) can arrive before invoke's own timer
+            # check: a command that ran its whole time and failed was stopped for it.
+            if outcome.exited != 0 and time.monotonic() - started >= timeout:
+                raise CommandTimedOut(outcome, timeout)
         except CommandTimedOut:
             raise SSHError(
                 SSHStatus.TIMEOUT,

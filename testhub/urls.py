@@ -77,5 +77,6 @@ urlpatterns = [
     path("api/case-names/", CaseNamesView.as_view(), name="case-names"),
     path("api/tasks/<int:pk>/cases/", TaskCaseList.as_view(), name="task-cases"),
     path("api/", include(router.urls)),
-    re_path(r"^(?!api/|admin/|static/|media/|metrics)(?P<path>.*)$", frontend_page, name="frontend"),
+    # The app's pages: any path but the API, admin, files and anything with a file extension (favicon.ico, ...).
+    re_path(r"^(?!api/|admin/|static/|media/|metrics)(?P<path>[^.]*)$", frontend_page, name="frontend"),
 ]

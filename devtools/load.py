@@ -12,10 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from api.revisions import revisions_bump
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -107,3 +112,21 @@ def parse_wrk(output: str, *, label: str) -> Figures:
 def _latency(output: str, percentile: str) -> float:
     value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE).groups()
     return float(value) * _UNITS[unit]
+
+
+@contextmanager
+def revisions_moving(*, per_second: float, topics: tuple[str, ...]) -> Iterator[None]:
+    """Move `topics`' revisions `per_second` times a second until the block ends, as a busy lab's writes do."""
+    stop = threading.Event()
+
+    def move() -> None:
+        while not stop.wait(1 / per_second):
+            revisions_bump(*topics)
+
+    mover = threading.Thread(target=move, daemon=True)
+    mover.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        mover.join()

@@ -91,16 +91,10 @@ class DashboardView(APIView):
                 "running_tasks": TaskSerializer(running, many=True, context={"request": request}).data,
                 "latest_reports": [
                     {
-                        "id": report.pk,
+                        **report.tally(),
                         "task": report.task_id,
                         "task_name": report.task.name,
                         "success_rate": report.success_rate,
-                        "cancelled": report.cancelled,
-                        "total": report.total,
-                        "passed": report.passed,
-                        "failed": report.failed,
-                        "errors": report.errors,
-                        "not_run": report.not_run,
                         "created_at": report.created_at,
                     }
                     for report in reports[:LATEST_REPORTS_SHOWN]

@@ -40,3 +40,15 @@ class Report(RevisedModel):
 
     def __str__(self):
         return f"Report for {self.task}"
+
+    def tally(self) -> dict:
+        """What a summary of the report shows (webhooks, the dashboard): its id, whether cancelled, its counts."""
+        return {
+            "id": self.pk,
+            "cancelled": self.cancelled,
+            "total": self.total,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "not_run": self.not_run,
+        }

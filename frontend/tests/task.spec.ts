@@ -60,6 +60,27 @@ describe("the task page", () => {
     wrapper.unmount();
   });
 
+  it("asks for the cases again only when the task's answer says they changed", async () => {
+    vi.useFakeTimers();
+    let current = taskWith({});
+    const fetch = stubFetch({
+      "/api/tasks/12/cases/": () => jsonResponse(emptyPage),
+      "/api/tasks/12/": () => jsonResponse(current),
+    });
+    const caseRequests = () => fetch.mock.calls.filter(([url]) => String(url).startsWith("/api/tasks/12/cases/")).length;
+    const { wrapper } = mountWithApp(TaskView, { props: { id: "12" } });
+    await flushPromises();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(caseRequests()).toBe(1);
+
+    current = taskWith({ counts: { total: 4, queued: 0, running: 2, passed: 1, failed: 1, error: 0, cancelled: 0 } });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(caseRequests()).toBe(2);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(caseRequests()).toBe(2);
+    wrapper.unmount();
+  });
+
   it("offers cancel while the task runs, and reruns once it is over", async () => {
     stubFetch({
       "/api/tasks/12/cases/": () => jsonResponse(emptyPage),
@@ -111,7 +132,7 @@ describe("the case table", () => {
 
   it("asks the server for 50 cases at a time, narrowed by status and name", async () => {
     const fetch = stubFetch({ "/api/tasks/12/cases/": () => jsonResponse(emptyPage) });
-    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, live: false } });
+    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, casesVersion: "" } });
     await settle();
     expect(String(fetch.mock.calls[0][0])).toBe("/api/tasks/12/cases/?page_size=50");
     await wrapper.get('input[data-test="case-search"]').setValue("login");
@@ -127,7 +148,7 @@ describe("the case table", () => {
       "/api/tasks/12/cases/?cursor=": () => jsonResponse({ count: 60, next: null, previous: "http://testserver/api/tasks/12/cases/?page_size=50", results: [] }),
       "/api/tasks/12/cases/": () => jsonResponse({ count: 60, next: `http://testserver${second}`, previous: null, results: [] }),
     });
-    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, live: false } });
+    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, casesVersion: "" } });
     await settle();
     expect(wrapper.get('[data-test="page-previous"]').attributes("disabled")).toBeDefined();
     await wrapper.get('[data-test="page-next"]').trigger("click");

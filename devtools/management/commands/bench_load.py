@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -28,32 +27,14 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from accounts.roles import TESTERS
-from api.revisions import NODES, TASKS, revisions_bump
+from api.revisions import NODES, TASKS
 from devtools.history import history_generate
-from devtools.load import Figures, WebServer, free_port, wrk
+from devtools.load import Figures, WebServer, free_port, revisions_moving, wrk
 from devtools.scratch import scratch_database_require
 from execution.models import Case, Task
 from nodes.models import Node
 
 TARGET_RATE, TARGET_P99_MS, TARGET_SUBMIT_P99_MS = 300, 150, 300
-
-
-@contextmanager
-def _revisions_moving(*, per_second: float):
-    """Move the revisions a busy lab moves, `per_second` times a second, until the block ends."""
-    stop = threading.Event()
-
-    def move():
-        while not stop.wait(1 / per_second):
-            revisions_bump(TASKS, NODES)
-
-    mover = threading.Thread(target=move, daemon=True)
-    mover.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        mover.join()
 
 
 class Command(BaseCommand):
@@ -97,7 +78,7 @@ class Command(BaseCommand):
             submits = self._submits_under_load(server, submit_body, options["submits"], load)
             if options["busy_seconds"]:
                 load_busy = {**load, "seconds": options["busy_seconds"]}
-                with _revisions_moving(per_second=options["busy_rate"]):
+                with revisions_moving(per_second=options["busy_rate"], topics=(TASKS, NODES)):
                     busy = [wrk(f"{server.base}{path}", label=label, **load_busy) for label, path in endpoints]
         finally:
             server.stop()

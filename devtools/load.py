@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,18 +115,23 @@ def _latency(output: str, percentile: str) -> float:
 
 
 @contextmanager
-def revisions_moving(*, per_second: float, topics: tuple[str, ...]) -> Iterator[None]:
-    """Move `topics`' revisions `per_second` times a second until the block ends, as a busy lab's writes do."""
+def repeating(action: Callable[[], None], *, every_seconds: float) -> Iterator[None]:
+    """Run `action` on a thread of its own every `every_seconds` until the block ends."""
     stop = threading.Event()
 
-    def move() -> None:
-        while not stop.wait(1 / per_second):
-            revisions_bump(*topics)
+    def run() -> None:
+        while not stop.wait(every_seconds):
+            action()
 
-    mover = threading.Thread(target=move, daemon=True)
-    mover.start()
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
     try:
         yield
     finally:
         stop.set()
-        mover.join()
+        runner.join()
+
+
+def revisions_moving(*, per_second: float, topics: tuple[str, ...]):
+    """Move `topics`' revisions `per_second` times a second until the block ends, as a busy lab's writes do."""
+    return repeating(lambda: revisions_bump(*topics), every_seconds=1 / per_second)

@@ -14,9 +14,7 @@ send no ETags and ask for both every second. Printed: requests/s, 304s, p50/p99 
 
 import os
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 from django.contrib.auth.models import Group, User
@@ -28,7 +26,7 @@ from accounts.roles import TESTERS
 from api.revisions import TASKS
 from catalog.models import Product, ProductTool, TestTool
 from devtools.browsers import Polled, browsers_follow, cpu_seconds
-from devtools.load import WebServer, free_port, revisions_moving
+from devtools.load import WebServer, free_port, repeating, revisions_moving
 from devtools.scratch import scratch_database_require
 from execution.events import CaseEvent
 from execution.models import Case, Task
@@ -39,31 +37,19 @@ from nodes.models import Node
 QUIET, ELSEWHERE, PROGRESSING, BASELINE = "lab quiet", "lab busy elsewhere", "this task progressing", "no ETags"
 
 
-@contextmanager
-def _task_progressing(task: Task, node: Node) -> Iterator[None]:
+def _task_progressing(task: Task, node: Node):
     """Once a second, one of the task's queued cases starts on `node` and the one started before passes, recorded
     as the control worker records a worker's events."""
-    stop = threading.Event()
+    started: list[Case] = []
 
     def progress() -> None:
-        started: Case | None = None
-        while not stop.wait(1):
-            now = timezone.now()
-            events = []
-            if started is not None:
-                events.append(_case_event(started, node, "finished", at=now, status="passed", started_at=now))
-            started = Case.objects.filter(task=task, status=Case.Status.QUEUED).order_by("pk").first()
-            if started is not None:
-                events.append(_case_event(started, node, "started", at=now))
-            events_record(events=events)
+        now = timezone.now()
+        events = [_case_event(case, node, "finished", at=now, status="passed", started_at=now) for case in started]
+        started[:] = Case.objects.filter(task=task, status=Case.Status.QUEUED).order_by("pk")[:1]
+        events += [_case_event(case, node, "started", at=now) for case in started]
+        events_record(events=events)
 
-    mover = threading.Thread(target=progress, daemon=True)
-    mover.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        mover.join()
+    return repeating(progress, every_seconds=1)
 
 
 def _case_event(case: Case, node: Node, kind: str, **fields) -> CaseEvent:

@@ -8,7 +8,6 @@ into frontend/dist (bin/frontend, which bin/test runs).
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import expect, sync_playwright
 
 from tests.lab import PROJECT, Lab, wait_for
+from tests.servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 FRONTEND_DIST = PROJECT / "frontend" / "dist"
@@ -34,12 +34,6 @@ SERIOUS = ("serious", "critical")
 
 def screenshot_folder() -> Path:
     return Path(os.environ.get("TESTHUB_DATA_DIR") or tempfile.gettempdir()) / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def with_real_password(user):

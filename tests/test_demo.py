@@ -1,7 +1,6 @@
 """README's first command, end to end: the embedded default (SQLite, a Redis of its own), real workers."""
 
 import os
-import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -9,19 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.lab import PROJECT
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_demo(data_dir: Path) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(TESTHUB_DATA_DIR=str(data_dir), PORT=str(_free_port()), FLOWER_PORT=str(_free_port()))
+    env.update(TESTHUB_DATA_DIR=str(data_dir), PORT=str(free_port()), FLOWER_PORT=str(free_port()))
     result = subprocess.run(["bin/run", "--once"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result

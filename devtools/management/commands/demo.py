@@ -143,7 +143,7 @@ class Command(BaseCommand):
         out(self.style.SUCCESS(f"\nTask #{task.pk}: {report.passed} passed, {report.failed} failed, "
                                f"{report.errors} errors; success rate {rate}"))  # fmt: skip
         out(f"Report: {report.file.path}")
-        out(f"Web API docs: http://127.0.0.1:{port}/api/docs/   admin: http://127.0.0.1:{port}/admin/")
+        out(f"Web front end: http://127.0.0.1:{port}/   API docs: http://127.0.0.1:{port}/api/docs/   admin: /admin/")
         out(f"Flower: http://127.0.0.1:{flower_port}/ (admin / the admin password)")
         for username, password in logins.items():
             out(f"  login: {username} / {password}")

@@ -1,30 +1,15 @@
-"""The browser's signed-in user, read from the database at most every TESTHUB_AUTH_CACHE_SECONDS per web process.
+"""The browser's signed-in user, kept by each web process while nobody's account changes (accounts.kept).
 
-A page polling every second would otherwise load its user (and then its groups) on every request. The same
-bound as for API tokens applies: a user deactivated or removed stops being let in within those seconds on every
-process; a changed password ends the session at once (Django checks the session's hash against the user's)."""
+Django checks the session's hash against the user's on every request, so a password changed ends the session
+at once: the change moves the "users" revision, and the user is read afresh."""
 
-import threading
-import time
-
-from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+
+from accounts.kept import KeptWhileUsersHold
 
 
 class CachedUserBackend(ModelBackend):
-    _users: dict[int, tuple[float, object]] = {}
-    _lock = threading.Lock()
+    _users: KeptWhileUsersHold = KeptWhileUsersHold()
 
     def get_user(self, user_id):
-        seconds = settings.TESTHUB_AUTH_CACHE_SECONDS
-        seen = self._users.get(user_id)
-        now = time.monotonic()
-        if seconds and seen and seen[0] > now:
-            return seen[1]
-        user = super().get_user(user_id)
-        if seconds and user is not None:
-            with self._lock:
-                if len(self._users) > 10_000:
-                    self._users.clear()
-                self._users[user_id] = (now + seconds, user)
-        return user
+        return self._users.get(user_id, lambda: super(CachedUserBackend, self).get_user(user_id))

@@ -1,27 +1,14 @@
 """The two roles of TestHub, as Django groups created by a migration."""
 
-import time
-
-from django.conf import settings
-
 LAB_MANAGERS = "lab managers"
 TESTERS = "testers"
-_recent: dict[int, tuple[float, set[str]]] = {}  # user id -> (read until, group names)
 
 
 def _groups(user) -> set[str]:
-    """The user's groups: read once per request at most, and reused for TESTHUB_AUTH_CACHE_SECONDS by this
-    process (a polling client asks every second; a role taken away counts within those seconds)."""
+    """The user's groups, read once for the user object at hand: a web process keeps signed-in users while
+    nobody's account or groups change (accounts.kept), and with them their groups."""
     if not hasattr(user, "_testhub_groups"):
-        recent = _recent.get(user.pk)
-        if recent and recent[0] > time.monotonic():
-            user._testhub_groups = recent[1]
-        else:
-            user._testhub_groups = set(user.groups.values_list("name", flat=True))
-            if settings.TESTHUB_AUTH_CACHE_SECONDS:
-                if len(_recent) > 10_000:
-                    _recent.clear()
-                _recent[user.pk] = (time.monotonic() + settings.TESTHUB_AUTH_CACHE_SECONDS, user._testhub_groups)
+        user._testhub_groups = set(user.groups.values_list("name", flat=True))
     return user._testhub_groups
 
 

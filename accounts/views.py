@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from knox.views import LoginView as KnoxLoginView
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers, status
@@ -76,15 +76,11 @@ class TokenLoginView(KnoxLoginView):
         return super().post(request, format=format)
 
 
+@extend_schema_view(post=extend_schema(request=None, responses={204: None}))
 class TokenLogoutView(KnoxLogoutView):
-    """Revoke the token this request is signed with."""
+    """Revoke the token this request is signed with (every web process stops taking it at once: accounts.kept)."""
 
     authentication_classes = [TokenAuthentication]
-
-    @extend_schema(request=None, responses={204: None})
-    def post(self, request, format=None):
-        TokenAuthentication.forget(request.auth)
-        return super().post(request, format=format)
 
 
 class SessionLoginView(django_auth.LoginView):
@@ -108,7 +104,7 @@ class SessionLoginView(django_auth.LoginView):
 class UserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    roles = serializers.ListField(child=serializers.CharField(), help_text="lab_manager and/or tester")
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=["lab_manager", "tester"]))
     is_lab_manager = serializers.BooleanField()
 
 

@@ -1,4 +1,4 @@
-"""GET answers kept by the revisions they were built from (api.revisions).
+"""GET answers kept by the revisions they were built from (messaging.revisions).
 
 The web front end asks for the same lists every second, and most of the time nothing in them changed. An
 answer is named by what it depends on: the URL, the user and their roles, the media type, and the revision
@@ -19,7 +19,7 @@ from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 
 from accounts.roles import role_names
-from api.revisions import revisions_read
+from messaging.revisions import revisions_read
 
 _kept: TTLCache | None = None
 _kept_lock = threading.Lock()

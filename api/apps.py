@@ -9,6 +9,6 @@ class ApiConfig(AppConfig):
     verbose_name = "API"
 
     def ready(self):
-        from api.revisions import revisions_connect
+        from messaging.revisions import revisions_connect
 
         revisions_connect()

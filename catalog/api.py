@@ -11,11 +11,11 @@ from rest_framework.response import Response
 
 from api.answers import RevisionCachedAnswers
 from api.parsers import StrictMultiPartParser
-from api.revisions import CATALOG
 from api.views import LookupUnfiltered
 from catalog import services
 from catalog.models import Product, ProductTestResult, TestTool
 from catalog.validators import validate_package_file_name
+from messaging.revisions import CATALOG
 
 RESULT_HISTORY_LENGTH = 100
 

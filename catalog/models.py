@@ -4,8 +4,8 @@ from typing import Any
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from api.revisions import CATALOG, RevisedModel
 from catalog.validators import validate_case_timeout, validate_command_template
+from messaging.revisions import CATALOG, RevisedModel
 from worker.protocol import slug
 
 SLUG_HELP = "Names its capability queues and install folders; set once, when it is created, unique."

@@ -15,9 +15,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.roles import LAB_MANAGERS, TESTERS
-from api.revisions import CATALOG, NODES, TASKS, USERS, revisions_bump
 from catalog.models import Product, ProductTool, TestTool
 from execution.models import Case, Task, TaskNodeCount
+from messaging.revisions import CATALOG, NODES, TASKS, USERS, revisions_bump
 from nodes.models import InstallState, Node, NodeProduct, NodeTool
 from reporting.models import Report
 

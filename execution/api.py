@@ -18,13 +18,13 @@ from accounts.roles import is_lab_manager
 from api.answers import RevisionCachedAnswers
 from api.pagination import CursorPagination, OldestFirstCursorPagination
 from api.renderers import PlainTextRenderer
-from api.revisions import CATALOG, NODES, TASKS, USERS
 from api.views import LookupUnfiltered
 from catalog.models import Product, TestTool
 from execution import services
 from execution.counts import task_node_counts
 from execution.models import Case, Task, TaskTemplate, WebhookHost
 from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
+from messaging.revisions import CATALOG, NODES, TASKS, USERS
 from nodes.capabilities import capability_queue
 from nodes.models import Node
 
@@ -48,7 +48,7 @@ class TaskLinksSerializer(serializers.Serializer):
 class TaskSerializer(serializers.ModelSerializer):
     product_name = serializers.SerializerMethodField()
     tool_name = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
     counts = CaseCountsSerializer(source="*", read_only=True)
     webhook_url = serializers.SerializerMethodField(
         help_text="The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise."
@@ -235,7 +235,7 @@ class RerunSerializer(serializers.Serializer):
 
 
 class CaseSerializer(serializers.ModelSerializer):
-    node_name = serializers.CharField(source="node.name", read_only=True, default=None)
+    node_name = serializers.CharField(source="node.name", read_only=True, allow_null=True, default=None)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
@@ -436,7 +436,7 @@ class TemplateSerializer(serializers.ModelSerializer):
     cases = CaseNamesField(help_text="Case names, each at most 500 characters, no repeats.")
     product_name = serializers.CharField(source="product.__str__", read_only=True)
     tool_name = serializers.CharField(source="tool.__str__", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = TaskTemplate
@@ -461,7 +461,7 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 class TemplateRunSerializer(TaskSerializer):
     success_rate = serializers.DecimalField(
-        source="report.success_rate", max_digits=5, decimal_places=2, read_only=True, default=None
+        source="report.success_rate", max_digits=5, decimal_places=2, read_only=True, allow_null=True, default=None
     )
 
     class Meta(TaskSerializer.Meta):
@@ -542,6 +542,15 @@ class WebhookHostViewSet(LookupUnfiltered, viewsets.ModelViewSet):
     ordering_fields = ["host", "created_at"]
 
 
+class CapabilityOnlineNodeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CapabilityNodeSerializer(CapabilityOnlineNodeSerializer):
+    status = serializers.ChoiceField(choices=Node.Status.choices)
+
+
 class CapabilityView(APIView):
     """Which nodes can run a product with a tool, and which of them are online now (the submit form shows it)."""
 
@@ -553,8 +562,8 @@ class CapabilityView(APIView):
             "Capability",
             {
                 "queue": serializers.CharField(),
-                "online_nodes": serializers.ListField(child=serializers.DictField()),
-                "nodes": serializers.ListField(child=serializers.DictField()),
+                "online_nodes": CapabilityOnlineNodeSerializer(many=True),
+                "nodes": CapabilityNodeSerializer(many=True),
             },
         ),
     )

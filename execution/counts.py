@@ -13,8 +13,8 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 
-from api.revisions import TASKS, revisions_bump
 from execution.models import Case, Task, TaskNodeCount
+from messaging.revisions import TASKS, revisions_bump
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connection, models
 from django.db.models import Count, Q
 
-from api.revisions import TASKS, RevisedModel, RevisedQuerySet, revisions_bump
 from catalog.models import Product, TestTool
 from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
+from messaging.revisions import TASKS, RevisedModel, RevisedQuerySet, revisions_bump
 from nodes.models import Node
 
 

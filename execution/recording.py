@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from api.revisions import TASKS, revisions_bump
 from execution.counts import CountChanges
 from execution.events import (
     BadEvent,
@@ -31,6 +30,7 @@ from execution.events import (
 from execution.jobs import cases_publish_again
 from execution.models import Case, RejectedEvent, Task
 from messaging import broker
+from messaging.revisions import TASKS, revisions_bump
 from nodes.models import Node
 from nodes.services import (
     HeartbeatSeen,

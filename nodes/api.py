@@ -5,9 +5,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.answers import RevisionCachedAnswers
-from api.revisions import CATALOG, NODES, USERS
 from api.views import LookupUnfiltered
 from catalog.models import Product, TestTool
+from messaging.revisions import CATALOG, NODES, USERS
 from nodes import services, ssh
 from nodes.models import Node, NodeOperation, NodeProduct, NodeTool
 
@@ -35,6 +35,9 @@ class NodeSerializer(serializers.ModelSerializer):
     has_private_key = serializers.BooleanField(read_only=True)
     host_key_fingerprint = serializers.SerializerMethodField()
     offered_host_key_fingerprint = serializers.SerializerMethodField()
+    facts = serializers.SerializerMethodField(
+        help_text="What the last check found on the machine: os, kernel, arch, cpus, memory_kb, disk_free_kb, python..."
+    )
 
     class Meta:
         model = Node
@@ -74,7 +77,6 @@ class NodeSerializer(serializers.ModelSerializer):
             "ssh_status",
             "ssh_message",
             "checked_at",
-            "facts",
         ]
 
     def get_host_key_fingerprint(self, node: Node) -> str:
@@ -82,6 +84,9 @@ class NodeSerializer(serializers.ModelSerializer):
 
     def get_offered_host_key_fingerprint(self, node: Node) -> str:
         return ssh.fingerprint(node.offered_host_key)
+
+    def get_facts(self, node: Node) -> dict[str, str | int | None]:
+        return node.facts
 
     def validate_private_key(self, value: str) -> str:
         if value:
@@ -99,7 +104,7 @@ class NodeSerializer(serializers.ModelSerializer):
 
 
 class NodeOperationSerializer(serializers.ModelSerializer):
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = NodeOperation

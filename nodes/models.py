@@ -6,8 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
-from api.revisions import NODES, RevisedModel, RevisedQuerySet
 from catalog.models import Product, TestTool
+from messaging.revisions import NODES, RevisedModel, RevisedQuerySet
 from nodes import crypto
 from nodes.paths import validate_install_root
 

@@ -5,10 +5,10 @@ from rest_framework.decorators import action
 
 from accounts.permissions import SubmitPermission
 from api.answers import RevisionCachedAnswers
-from api.revisions import CATALOG, TASKS
 from api.views import LookupUnfiltered
+from messaging.revisions import CATALOG, TASKS
 from reporting.models import Report
-from reporting.services import SUCCESS_RATE_FORMULA
+from reporting.services import SUCCESS_RATE_FORMULA, NodeSummary
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -17,6 +17,9 @@ class ReportSerializer(serializers.ModelSerializer):
     tool = serializers.IntegerField(source="task.tool_id", read_only=True)
     download_url = serializers.SerializerMethodField()
     success_rate_formula = serializers.SerializerMethodField()
+    by_node = serializers.SerializerMethodField(
+        help_text="Each node's figures: its cases, their success rate and mean duration."
+    )
 
     class Meta:
         model = Report
@@ -44,6 +47,9 @@ class ReportSerializer(serializers.ModelSerializer):
 
     def get_success_rate_formula(self, report: Report) -> str:
         return SUCCESS_RATE_FORMULA
+
+    def get_by_node(self, report: Report) -> list[NodeSummary]:
+        return report.by_node
 
     def get_download_url(self, report: Report) -> str | None:
         if not report.file:

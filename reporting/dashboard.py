@@ -63,20 +63,45 @@ def queues() -> list[dict]:
     ]
 
 
+class QueueDepthSerializer(serializers.Serializer):
+    queue = serializers.CharField()
+    product = serializers.CharField()
+    tool = serializers.CharField()
+    depth = serializers.IntegerField(help_text="Cases waiting in the queue.")
+    online_nodes = serializers.IntegerField(help_text="Online nodes that have the product with the tool installed.")
+
+
+class ReportSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    task = serializers.IntegerField()
+    task_name = serializers.CharField()
+    success_rate = serializers.FloatField(allow_null=True)
+    cancelled = serializers.BooleanField()
+    total = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    not_run = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class DashboardSerializer(serializers.Serializer):
+    """The dashboard's answer, part by part, for the schema (DashboardView writes it itself)."""
+
+    nodes = inline_serializer(
+        "DashboardNodes",
+        {status: serializers.IntegerField() for status in [*Node.Status.values, "busy"]},
+        help_text="How many nodes have each status, every status listed; an online node running a case counts as busy.",
+    )
+    queues = QueueDepthSerializer(many=True)
+    running_tasks = TaskSerializer(many=True)
+    latest_reports = ReportSummarySerializer(many=True)
+
+
 class DashboardView(APIView):
     permission_classes = [SubmitPermission]
 
-    @extend_schema(
-        responses=inline_serializer(
-            "Dashboard",
-            {
-                "nodes": serializers.DictField(child=serializers.IntegerField()),
-                "queues": serializers.ListField(child=serializers.DictField()),
-                "running_tasks": TaskSerializer(many=True),
-                "latest_reports": serializers.ListField(child=serializers.DictField()),
-            },
-        )
-    )
+    @extend_schema(responses=DashboardSerializer)
     def get(self, request):
         running = (
             Task.objects.unfinished()

@@ -1,7 +1,7 @@
 from django.db import models
 
-from api.revisions import TASKS, RevisedModel
 from execution.models import Task
+from messaging.revisions import TASKS, RevisedModel
 
 
 class Report(RevisedModel):

@@ -64,9 +64,9 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", ["http://localhost:5173"
 HTTPS = env_bool("TESTHUB_HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
-# Sessions read from the shared cache (written through to the database): a page polling every second costs no
-# session query.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions read from the shared cache (written through to the database), in one round trip with the request's
+# revisions: a page polling every second costs no query and one cache read.
+SESSION_ENGINE = "accounts.sessions"
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
@@ -102,6 +102,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "messaging.revisions.RevisionsReadOncePerRequest",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,8 +237,9 @@ TESTHUB_LOGIN_ACCOUNT_RATE = env_str("TESTHUB_LOGIN_ACCOUNT_RATE", "30/hour")
 # Proxies in front of TestHub that append the client's address to X-Forwarded-For (0: none; the connection's
 # address is the client's, and a client's own X-Forwarded-For is ignored).
 TESTHUB_TRUSTED_PROXIES = env_int("TESTHUB_TRUSTED_PROXIES", 0)
-# A web process takes a token (and a user's roles) it checked this recently without asking the database again.
-TESTHUB_AUTH_CACHE_SECONDS = env_int("TESTHUB_AUTH_CACHE_SECONDS", 5)
+# A web process keeps the users, roles and tokens it checked while nobody's account changes (accounts.kept), and
+# this long at most: the bound for writes to users that go around the ORM (0 keeps none).
+TESTHUB_AUTH_CACHE_SECONDS = env_int("TESTHUB_AUTH_CACHE_SECONDS", 300)
 AUTHENTICATION_BACKENDS = ["accounts.backends.CachedUserBackend"]
 # Each web process keeps recent GET answers while their data's revisions hold (api.answers); this long at
 # most, and this many bytes in all.

@@ -2,8 +2,10 @@ import copy
 import uuid
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
+from accounts.backends import CachedUserBackend
 from tests.factories import LabManagerFactory, TesterFactory
 from tests.lab import Lab
 from tests.machines import fresh_machine, machines  # noqa: F401  (fixtures: simulated machines over SSH)
@@ -43,7 +45,8 @@ def _cache_of_the_tests_own(settings):
 
 @pytest.fixture(autouse=True)
 def _roles_and_tokens_read_afresh(settings):
-    # Tests change roles and revoke tokens and look at once; tests/test_auth.py covers the cache itself.
+    # Tests change roles and revoke tokens inside a test transaction, whose commit (which moves the "users"
+    # revision) never comes; tests/test_kept_users.py covers what is kept, with real commits.
     settings.TESTHUB_AUTH_CACHE_SECONDS = 0
 
 
@@ -63,7 +66,8 @@ def _fast_password_hashing(settings):
 
 
 class Api(APIClient):
-    """An API client that signs every request in as `as_user`'s user, loaded afresh as a real request would."""
+    """An API client that signs every request in as `as_user`'s user, as a real request would have it: read
+    afresh, or kept by the web process when TESTHUB_AUTH_CACHE_SECONDS keeps users (accounts.kept)."""
 
     _user = None
 
@@ -73,9 +77,12 @@ class Api(APIClient):
 
     def request(self, **kwargs):
         if self._user is not None:
-            fresh = copy.copy(self._user)
-            fresh.__dict__.pop("_testhub_groups", None)  # per-request role cache, see accounts.roles
-            self.force_authenticate(fresh)
+            if settings.TESTHUB_AUTH_CACHE_SECONDS:
+                self.force_authenticate(CachedUserBackend().get_user(self._user.pk))
+            else:
+                fresh = copy.copy(self._user)
+                fresh.__dict__.pop("_testhub_groups", None)  # roles are read once per user object
+                self.force_authenticate(fresh)
         return super().request(**kwargs)
 
 

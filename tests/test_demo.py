@@ -21,8 +21,15 @@ def run_demo(data_dir: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report(tmp_path):
-    result = run_demo(tmp_path)
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The demo run once, on a fresh data folder (the second test runs it again on what this one left)."""
+    data_dir = tmp_path_factory.mktemp("demo")
+    return data_dir, run_demo(data_dir)
+
+
+def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report(first_run):
+    tmp_path, result = first_run
     assert "7 passed, 1 failed, 0 errors; success rate 87.50%" in result.stdout
     report = next(line for line in result.stdout.splitlines() if line.startswith("Report: ")).removeprefix("Report: ")
     assert Path(report).is_file() and Path(report).is_relative_to(tmp_path)
@@ -32,8 +39,8 @@ def test_the_demo_runs_a_real_task_on_the_embedded_default_and_prints_its_report
     assert leftovers == []  # every process of the demo, its Redis included, stopped with it
 
 
-def test_the_demo_runs_again_on_the_data_an_earlier_run_left(tmp_path):
-    run_demo(tmp_path)
+def test_the_demo_runs_again_on_the_data_an_earlier_run_left(first_run):
+    tmp_path, _ = first_run
     with sqlite3.connect(tmp_path / "testhub.sqlite3") as database:  # as if it ran yesterday: nodes "online", silent
         database.execute("UPDATE nodes_node SET last_heartbeat = '2026-01-01 00:00:00'")
     assert "7 passed, 1 failed" in run_demo(tmp_path).stdout

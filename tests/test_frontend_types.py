@@ -1,7 +1,10 @@
 """The front end's API types are generated from the API's own schema; this fails when they drift apart.
 
+frontend/src/api/schema.d.ts is generated, and frontend/src/api/types.ts gives its types the names the app uses
+(aliases, no copies), so with schema.d.ts current, vue-tsc shows what an API change breaks in the front end.
+
 After changing the API, with DATABASE_URL on PostgreSQL (integer ranges in the schema follow the database):
-python manage.py spectacular --file schema.yaml, then in frontend/: npm run types.
+python manage.py spectacular --file schema.yaml, then in frontend/: npm run types, and fix what vue-tsc finds.
 """
 
 import subprocess

@@ -43,18 +43,20 @@ const task: TaskDetail = {
 const report = {
   id: 4, task: 12, task_name: "nightly", product: 5, tool: 3, status: "ready", cancelled: false, total: 3, passed: 2,
   failed: 1, errors: 0, not_run: 0, success_rate: 66.67, success_rate_formula: "passed / (passed + failed) x 100",
-  duration_seconds: 59, download_url: "http://testserver/api/reports/4/download/", created_at: "2025-01-01T10:01:00Z",
+  duration_seconds: 59, by_node: [], download_url: "http://testserver/api/reports/4/download/",
+  created_at: "2025-01-01T10:01:00Z",
 } satisfies Report;
 const cases: Case[] = ["test_a", "test_b", "test_c"].map((name, index) => ({
   id: index + 1, task: 12, name, status: index === 2 ? "failed" : "passed", node: 1, node_name: "node-1", attempts: 1,
   exit_code: index === 2 ? 1 : 0, started_at: "2025-01-01T10:00:02Z", finished_at: "2025-01-01T10:00:03Z",
-  duration_seconds: 1, log_url: `/api/cases/${index + 1}/log/`,
+  duration_seconds: 1,
 }));
 const node = {
-  id: 1, name: "node-1", ip: "10.0.0.1", ssh_port: 22, username: "lab", managed: true, install_root: "/opt/testhub",
-  slots: 1, status: "online", status_reason: "", last_heartbeat: new Date().toISOString(), worker_version: "1.0",
-  ssh_status: "ok", ssh_message: "", checked_at: null, created_at: "2025-01-01T00:00:00Z",
-  updated_at: "2025-01-01T00:00:00Z",
+  id: 1, name: "node-1", ip: "10.0.0.1", ssh_port: 22, username: "lab", has_password: true, has_private_key: false,
+  managed: true, install_root: "/opt/testhub", slots: 1, status: "online", status_reason: "",
+  last_heartbeat: new Date().toISOString(), worker_version: "1.0", worker_protocol: 1, ssh_status: "ok", ssh_message: "",
+  host_key_fingerprint: "SHA256:abc", offered_host_key_fingerprint: "", checked_at: null, facts: {},
+  created_at: "2025-01-01T00:00:00Z", updated_at: "2025-01-01T00:00:00Z",
 } satisfies Node;
 
 describe("accessibility (axe, serious and critical)", () => {

@@ -23,7 +23,6 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import TESTERS
-from api.revisions import TASKS
 from catalog.models import Product, ProductTool, TestTool
 from devtools.browsers import Polled, browsers_follow, cpu_seconds
 from devtools.load import WebServer, free_port, repeating, revisions_moving
@@ -32,6 +31,7 @@ from execution.events import CaseEvent
 from execution.models import Case, Task
 from execution.recording import events_record
 from execution.services import task_submit
+from messaging.revisions import TASKS
 from nodes.models import Node
 
 QUIET, ELSEWHERE, PROGRESSING, BASELINE = "lab quiet", "lab busy elsewhere", "this task progressing", "no ETags"

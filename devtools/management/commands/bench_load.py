@@ -27,11 +27,11 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from accounts.roles import TESTERS
-from api.revisions import NODES, TASKS
 from devtools.history import history_generate
 from devtools.load import Figures, WebServer, free_port, revisions_moving, wrk
 from devtools.scratch import scratch_database_require
 from execution.models import Case, Task
+from messaging.revisions import NODES, TASKS
 from nodes.models import Node
 
 TARGET_RATE, TARGET_P99_MS, TARGET_SUBMIT_P99_MS = 300, 150, 300

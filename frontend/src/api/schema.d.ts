@@ -98,7 +98,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Revoke the token this request is signed with. */
+        /** @description Revoke the token this request is signed with (every web process stops taking it at once: accounts.kept). */
         post: operations["auth_token_logout_create"];
         delete?: never;
         options?: never;
@@ -864,12 +864,17 @@ export interface components {
         };
         Capability: {
             queue: string;
-            online_nodes: {
-                [key: string]: unknown;
-            }[];
-            nodes: {
-                [key: string]: unknown;
-            }[];
+            online_nodes: components["schemas"]["CapabilityOnlineNode"][];
+            nodes: components["schemas"]["CapabilityNode"][];
+        };
+        CapabilityNode: {
+            id: number;
+            name: string;
+            status: components["schemas"]["NodeStatusEnum"];
+        };
+        CapabilityOnlineNode: {
+            id: number;
+            name: string;
         };
         Case: {
             readonly id: number;
@@ -877,7 +882,7 @@ export interface components {
             readonly name: string;
             readonly status: components["schemas"]["CaseStatusEnum"];
             readonly node: number | null;
-            readonly node_name: string;
+            readonly node_name: string | null;
             readonly attempts: number;
             readonly exit_code: number | null;
             /** Format: date-time */
@@ -918,17 +923,23 @@ export interface components {
         Csrf: {
             csrfToken: string;
         };
+        /** @description The dashboard's answer, part by part, for the schema (DashboardView writes it itself). */
         Dashboard: {
-            nodes: {
-                [key: string]: number;
-            };
-            queues: {
-                [key: string]: unknown;
-            }[];
+            /** @description How many nodes have each status, every status listed; an online node running a case counts as busy. */
+            nodes: components["schemas"]["DashboardNodes"];
+            queues: components["schemas"]["QueueDepth"][];
             running_tasks: components["schemas"]["Task"][];
-            latest_reports: {
-                [key: string]: unknown;
-            }[];
+            latest_reports: components["schemas"]["ReportSummary"][];
+        };
+        DashboardNodes: {
+            unknown: number;
+            online: number;
+            offline: number;
+            maintenance: number;
+            quarantined: number;
+            outdated: number;
+            retiring: number;
+            busy: number;
         };
         /**
          * @description * `pending` - Pending
@@ -975,7 +986,10 @@ export interface components {
             readonly offered_host_key_fingerprint: string;
             /** Format: date-time */
             readonly checked_at: string | null;
-            readonly facts: unknown;
+            /** @description What the last check found on the machine: os, kernel, arch, cpus, memory_kb, disk_free_kb, python... */
+            readonly facts: {
+                [key: string]: (string | number) | null;
+            };
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1004,7 +1018,7 @@ export interface components {
             readonly state: components["schemas"]["NodeOperationStateEnum"];
             /** @description What was done, or what went wrong and what to do about it. */
             readonly message: string;
-            readonly requested_by: string;
+            readonly requested_by: string | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1377,6 +1391,15 @@ export interface components {
             name: string;
             version: string;
         };
+        QueueDepth: {
+            queue: string;
+            product: string;
+            tool: string;
+            /** @description Cases waiting in the queue. */
+            depth: number;
+            /** @description Online nodes that have the product with the tool installed. */
+            online_nodes: number;
+        };
         Report: {
             readonly id: number;
             readonly task: number;
@@ -1400,8 +1423,18 @@ export interface components {
             readonly success_rate_formula: string;
             /** Format: double */
             readonly duration_seconds: number | null;
-            /** @description Per node: name, passed, failed, errors, total. */
-            readonly by_node: unknown;
+            /** @description Each node's figures: its cases, their success rate and mean duration. */
+            readonly by_node: {
+                node: string;
+                total: number;
+                passed: number;
+                failed: number;
+                errors: number;
+                /** Format: double */
+                success_rate: number | null;
+                /** Format: double */
+                mean_duration: number | null;
+            }[];
             readonly download_url: string | null;
             /** Format: date-time */
             readonly created_at: string;
@@ -1413,6 +1446,21 @@ export interface components {
          * @enum {string}
          */
         ReportStatusEnum: "building" | "ready" | "failed";
+        ReportSummary: {
+            id: number;
+            task: number;
+            task_name: string;
+            /** Format: double */
+            success_rate: number | null;
+            cancelled: boolean;
+            total: number;
+            passed: number;
+            failed: number;
+            errors: number;
+            not_run: number;
+            /** Format: date-time */
+            created_at: string;
+        };
         RerunRequest: {
             /**
              * @description failed: the failed and errored cases; all: every case.
@@ -1423,6 +1471,12 @@ export interface components {
              */
             cases: components["schemas"]["CasesEnum"];
         };
+        /**
+         * @description * `lab_manager` - lab_manager
+         *     * `tester` - tester
+         * @enum {string}
+         */
+        RolesEnum: "lab_manager" | "tester";
         /**
          * @description * `unchecked` - Not checked yet
          *     * `ok` - Reachable
@@ -1449,7 +1503,7 @@ export interface components {
             /** @description The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise. */
             readonly webhook_url: string;
             readonly status: components["schemas"]["TaskStatusEnum"];
-            readonly created_by: string;
+            readonly created_by: string | null;
             readonly rerun_of: number | null;
             readonly template: number | null;
             readonly counts: components["schemas"]["CaseCounts"];
@@ -1486,7 +1540,7 @@ export interface components {
             /** @description The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise. */
             readonly webhook_url: string;
             readonly status: components["schemas"]["TaskStatusEnum"];
-            readonly created_by: string;
+            readonly created_by: string | null;
             readonly rerun_of: number | null;
             readonly template: number | null;
             readonly counts: components["schemas"]["CaseCounts"];
@@ -1563,7 +1617,7 @@ export interface components {
             cron?: string;
             /** @description Why the last scheduled run did not start. */
             readonly last_run_error: string;
-            readonly created_by: string;
+            readonly created_by: string | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1595,7 +1649,7 @@ export interface components {
             /** @description The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise. */
             readonly webhook_url: string;
             readonly status: components["schemas"]["TaskStatusEnum"];
-            readonly created_by: string;
+            readonly created_by: string | null;
             readonly rerun_of: number | null;
             readonly template: number | null;
             readonly counts: components["schemas"]["CaseCounts"];
@@ -1605,7 +1659,7 @@ export interface components {
              */
             readonly progress: number;
             /** Format: double */
-            readonly success_rate: number;
+            readonly success_rate: number | null;
             readonly report: number | null;
             readonly links: components["schemas"]["TaskLinks"];
             /** Format: date-time */
@@ -1672,8 +1726,7 @@ export interface components {
         User: {
             id: number;
             username: string;
-            /** @description lab_manager and/or tester */
-            roles: string[];
+            roles: components["schemas"]["RolesEnum"][];
             is_lab_manager: boolean;
         };
         WebhookHost: {

@@ -1,16 +1,22 @@
 """Revisions: a token per topic ("tasks", "catalog", "nodes", "users") that changes whenever anything the topic
 covers changes, so an API answer built from a topic's rows is good until one of its tokens moves (see
-api.answers, which caches answers by them).
+api.answers, which caches answers by them), and a signed-in user, their roles or a verified API token read
+while "users" held are still good while it holds (accounts).
 
 Every ORM write to a RevisedModel moves its `revision_topic` once the transaction commits: save() and delete()
 through the model, update, delete and the bulk writes through RevisedQuerySet. The few writes that go
 around the ORM for speed (the recorder's batched UPDATE, the kept counts, COPY of new cases) call
 revisions_bump themselves. Tokens live in the shared cache (Redis), so every web process sees every writer's.
+
+A web request reads them once (RevisionsReadOncePerRequest): the first read takes every topic in one round trip,
+and the user check and the answer's name reuse it, so a page that polls costs no more than that one read and its
+session's (no database at all while nothing changed).
 """
 
 import logging
 import secrets
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.core.cache import cache
@@ -20,6 +26,10 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 log = logging.getLogger(__name__)
 
 TASKS, CATALOG, NODES, USERS = "tasks", "catalog", "nodes", "users"
+_TOPICS = (TASKS, CATALOG, NODES, USERS)
+
+# The tokens this web request has read so far (None outside a request: every read asks the cache).
+_read_this_request: ContextVar[dict[str, str] | None] = ContextVar("revisions_read_this_request", default=None)
 
 _M = TypeVar("_M", bound="RevisedModel")
 
@@ -64,8 +74,37 @@ def revisions_bump(*topics: str) -> None:
 
 
 def revisions_read(topics: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The topics' current tokens, or None when the cache cannot be read (then nothing may be reused)."""
-    keys = [_key(topic) for topic in topics]
+    """The topics' current tokens, or None when the cache cannot be read (then nothing may be reused).
+
+    Within a web request, every topic is read at the first call and those tokens answer the later ones."""
+    this_request = _read_this_request.get()
+    if this_request is not None and all(topic in this_request for topic in topics):
+        return tuple(this_request[topic] for topic in topics)
+    tokens = _tokens_read(_TOPICS if this_request is not None else topics)
+    if tokens is None:
+        return None
+    if this_request is not None:
+        this_request.update(tokens)
+    return tuple(tokens[topic] for topic in topics)
+
+
+def revisions_read_along(key: str) -> Any:
+    """The cache's value under `key` (None when absent or unreadable), read in one round trip with this
+    request's revisions when it has not read them yet: the session's read brings them (accounts.sessions)."""
+    this_request = _read_this_request.get()
+    keys = [key] if this_request is None or this_request else [key, *(_key(topic) for topic in _TOPICS)]
+    try:
+        found = cache.get_many(keys)
+    except Exception as error:
+        log.warning("Could not read %s from the cache: %s", key, error)
+        return None
+    if this_request is not None and all(_key(topic) in found for topic in _TOPICS):
+        this_request.update({topic: str(found[_key(topic)]) for topic in _TOPICS})
+    return found.get(key)
+
+
+def _tokens_read(topics: tuple[str, ...]) -> dict[str, str] | None:
+    keys = {_key(topic): topic for topic in topics}
     try:
         found = cache.get_many(keys)
         missing = [key for key in keys if key not in found]
@@ -78,7 +117,24 @@ def revisions_read(topics: tuple[str, ...]) -> tuple[str, ...] | None:
         return None
     if len(found) != len(keys):
         return None
-    return tuple(str(found[key]) for key in keys)
+    return {keys[key]: str(token) for key, token in found.items()}
+
+
+class RevisionsReadOncePerRequest:
+    """Middleware, ahead of the session's: the request's revisions are read once, when first needed.
+
+    Tokens read at the start of a request are never newer than the rows it reads after, so what is kept under
+    them is at worst built again once more, never served stale."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        reset = _read_this_request.set({})
+        try:
+            return self.get_response(request)
+        finally:
+            _read_this_request.reset(reset)
 
 
 class RevisedQuerySet(models.QuerySet[_M]):
@@ -130,11 +186,17 @@ def _user_written(sender, **kwargs) -> None:
 
 
 def revisions_connect() -> None:
-    """Users belong to django.contrib.auth: their writes are heard through signals (usernames and roles show in
-    answers)."""
+    """Users, groups and API tokens belong to django.contrib.auth and knox: their writes are heard
+    through signals (usernames and roles show in answers; web processes keep users, roles and tokens they checked
+    while "users" holds)."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from knox.models import get_token_model
 
     user = get_user_model()
-    post_save.connect(_user_written, sender=user, dispatch_uid="api.revisions.user_saved")
-    post_delete.connect(_user_written, sender=user, dispatch_uid="api.revisions.user_deleted")
-    m2m_changed.connect(_user_written, sender=user.groups.through, dispatch_uid="api.revisions.user_groups")
+    post_save.connect(_user_written, sender=user, dispatch_uid="messaging.revisions.user_saved")
+    post_delete.connect(_user_written, sender=user, dispatch_uid="messaging.revisions.user_deleted")
+    m2m_changed.connect(_user_written, sender=user.groups.through, dispatch_uid="messaging.revisions.user_groups")
+    post_save.connect(_user_written, sender=Group, dispatch_uid="messaging.revisions.group_saved")
+    post_delete.connect(_user_written, sender=Group, dispatch_uid="messaging.revisions.group_deleted")
+    post_delete.connect(_user_written, sender=get_token_model(), dispatch_uid="messaging.revisions.token_deleted")

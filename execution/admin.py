@@ -6,7 +6,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.roles import LabAdminMixin, ReadOnlyAdminMixin
 from api.errors import DomainError
 from execution import services
-from execution.models import Case, RejectedEvent, Task, TaskTemplate, WebhookHost
+from execution.models import Case, RejectedEvent, ShareWeight, Task, TaskTemplate, WebhookHost
 
 CASES_SHOWN_ON_TASK_PAGE = 200
 
@@ -179,3 +179,12 @@ class RejectedEventAdmin(LabAdminMixin, admin.ModelAdmin):
 class WebhookHostAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["host", "allow_private", "note", "created_at"]
     search_fields = ["host", "note"]
+
+
+@admin.register(ShareWeight)
+class ShareWeightAdmin(LabAdminMixin, admin.ModelAdmin):
+    """Who gets more of the lab while several users wait for one capability (README: "Sharing the lab")."""
+
+    list_display = ["__str__", "user", "group", "weight"]
+    list_select_related = ["user", "group"]
+    search_fields = ["user__username", "group__name"]

@@ -23,6 +23,7 @@ from catalog.models import Product, TestTool
 from execution import services
 from execution.counts import task_node_counts
 from execution.models import Case, Task, TaskTemplate, WebhookHost
+from execution.selectors import task_waiting
 from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
 from messaging.revisions import CATALOG, NODES, TASKS, USERS
 from nodes.capabilities import capability_queue
@@ -159,15 +160,53 @@ class NodeCountsSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField()
 
 
+class RunningShareSerializer(serializers.Serializer):
+    task = serializers.IntegerField()
+    task_name = serializers.CharField()
+    cases = serializers.IntegerField()
+
+
+class WaitingNodeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Node.Status.choices)
+    status_reason = serializers.CharField()
+    installed = serializers.BooleanField(help_text="The product and the tool are both installed and ready.")
+    slots = serializers.IntegerField()
+    usable = serializers.BooleanField(help_text="Installed, online and heard from: it takes the task's cases.")
+    running = RunningShareSerializer(many=True, help_text="What it runs now: cases per task.")
+
+
+class WaitingSerializer(serializers.Serializer):
+    queue = serializers.CharField(help_text="The capability queue the task's cases go to.")
+    ahead = serializers.IntegerField(help_text="Cases that start before this task's next one: the sum of the three.")
+    ahead_in_queue = serializers.IntegerField(help_text="Cases already handed out, waiting in the queue.")
+    ahead_outranking = serializers.IntegerField(help_text="Cases of tasks of a higher priority (after aging).")
+    ahead_taking_turns = serializers.IntegerField(help_text="Other users whose tasks take turns with this one.")
+    capable_slots = serializers.IntegerField(help_text="Slots of the nodes that can run its cases now.")
+    mean_case_seconds = serializers.FloatField(allow_null=True, help_text="Recent cases' mean duration here.")
+    starts_in_seconds = serializers.IntegerField(allow_null=True, help_text="When its next case should start.")
+    finishes_in_seconds = serializers.IntegerField(allow_null=True, help_text="When its last case should end.")
+    reason = serializers.CharField(help_text="Why its cases wait, in a sentence.")
+    nodes = WaitingNodeSerializer(many=True, help_text="Every node with its product and tool.")
+
+
 class TaskDetailSerializer(TaskSerializer):
     by_node = serializers.SerializerMethodField(help_text="Each node's share of the task's cases, by status.")
+    waiting = serializers.SerializerMethodField(
+        help_text="While cases of the task are queued: why they wait, how many cases are ahead, the capable nodes "
+        "and what they run, and ETAs from recent case durations. Null once none waits."
+    )
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "by_node"]
+        fields = [*TaskSerializer.Meta.fields, "by_node", "waiting"]
         read_only_fields = fields
 
     def to_representation(self, task) -> dict:
-        return {**super().to_representation(task), "by_node": self.get_by_node(task)}
+        return {**super().to_representation(task), "by_node": self.get_by_node(task), "waiting": self.get_waiting(task)}
+
+    @extend_schema_field(WaitingSerializer(allow_null=True))
+    def get_waiting(self, task) -> dict | None:
+        return task_waiting(task)
 
     @extend_schema_field(NodeCountsSerializer(many=True))
     def get_by_node(self, task) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Turning cases into run_case messages on their capability queue: as a task's chord, or one by one when a
-case is handed out again (its node could not run it)."""
+"""Turning cases into run_case messages on their capability queue: as parts of a task's chord (execution.dispatch),
+or one by one when a case is handed out again (its node could not run it)."""
 
 import logging
 
@@ -31,21 +31,6 @@ def case_jobs(task: Task, cases: list[tuple[int, str]]) -> list[dict]:
         ).to_message()
         for case_id, case_name in cases
     ]
-
-
-def task_chord_publish(task: Task) -> int:
-    """Publish a chord of the task's queued cases, with the report as its callback; returns how many."""
-    cases = list(task.cases.filter(status=Case.Status.QUEUED).order_by("pk").values_list("pk", "name"))
-    if not cases:
-        return 0
-    broker.publish_case_chord(
-        task_id=task.pk,
-        queue=capability_queue(product=task.product, tool=task.tool),
-        priority=message_priority(task.priority),
-        jobs=case_jobs(task, cases),
-    )
-    logger.info("task %s: published %s cases", task.pk, len(cases))
-    return len(cases)
 
 
 def cases_publish_again(case_ids: list[int]) -> None:

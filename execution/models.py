@@ -66,6 +66,18 @@ class Task(RevisedModel):
     cases_cancelled = models.PositiveIntegerField(default=0)
     cases_timed = models.PositiveIntegerField(default=0, help_text="Ended cases that ran: started and finished.")
     cases_seconds = models.FloatField(default=0, help_text="Their durations, summed.")
+    # The broker holds a window of each capability's cases, not whole tasks (execution.dispatch): how far this
+    # task's chord has been handed out, in case order, and how many of its cases are still to go.
+    # (Defaults in the database too: the benchmarks' history generator inserts tasks with SQL.)
+    handed_out_through = models.BigIntegerField(
+        default=0, db_default=0, help_text="The last case handed to the broker."
+    )
+    cases_handed_out = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Parts of the task's chord published."
+    )
+    cases_to_hand_out = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Queued cases not yet handed out."
+    )
 
     objects = TaskQuerySet.as_manager()
 
@@ -254,3 +266,29 @@ class TaskNodeCount(RevisedModel):
 
     def __str__(self):
         return f"{self.task_id}/{self.node_name}/{self.status}: {self.cases}"
+
+
+class ShareWeight(models.Model):
+    """A user's or a group's share of the lab while several users wait for one capability (execution.scheduling):
+    a user with weight 2 gets twice the slots of a user with 1. A user's own weight counts, else the highest of
+    their groups', else 1."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="testhub_share"
+    )
+    group = models.OneToOneField(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="testhub_share"
+    )
+    weight = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(100)])
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="share_weight_user_or_group",
+                violation_error_message="A share weight is for a user or for a group, not both.",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user or self.group}: weight {self.weight}"

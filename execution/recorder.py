@@ -146,6 +146,7 @@ class EventRecorder(threading.Thread):
         """Record the batch, then drop this recorder's list."""
         if not batch:
             return
+        from execution.dispatch import capabilities_dispatch
         from execution.services import report_enqueue
 
         close_old_connections()
@@ -153,6 +154,8 @@ class EventRecorder(threading.Thread):
         self.client.delete(self.processing_key)
         for task_id in sorted(outcome.tasks_to_report):
             report_enqueue(task_id)
+        if outcome.tasks_with_ended_cases:  # their slots are free: the next cases go out now
+            capabilities_dispatch(task_ids=outcome.tasks_with_ended_cases)
 
     def _adopt_orphans_when_due(self) -> None:
         """The processing lists of recorders whose control worker is gone for good become this one's."""

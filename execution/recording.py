@@ -56,6 +56,7 @@ class DatabaseUnavailable(Exception):
 @dataclass
 class RecordingOutcome:
     tasks_to_report: set[int] = field(default_factory=set)
+    tasks_with_ended_cases: set[int] = field(default_factory=set)
     recorded: int = 0
     rejected: int = 0
 
@@ -136,7 +137,9 @@ def _record_one_by_one(good: list["_Received"], rejected: list[tuple[bytes, str]
                 rejected.append((item.raw, f"recording it failed: {fault}"))
                 continue
             recorded += 1
-    return RecordingOutcome(tasks_to_report=_tasks_done(ended_tasks), recorded=recorded)
+    return RecordingOutcome(
+        tasks_to_report=_tasks_done(ended_tasks), tasks_with_ended_cases=ended_tasks, recorded=recorded
+    )
 
 
 def _record_retrying_conflicts(events: list[Event], *, attempts: int = 3) -> RecordingOutcome:
@@ -208,7 +211,9 @@ def events_record(*, events: list[Event]) -> RecordingOutcome:
     """
     with transaction.atomic():
         ended_tasks = _events_apply(events)
-    return RecordingOutcome(tasks_to_report=_tasks_done(ended_tasks), recorded=len(events))
+    return RecordingOutcome(
+        tasks_to_report=_tasks_done(ended_tasks), tasks_with_ended_cases=ended_tasks, recorded=len(events)
+    )
 
 
 def _events_apply(events: list[Event]) -> set[int]:
@@ -335,7 +340,8 @@ def _infra_error_apply(case: Case, event: CaseEvent) -> bool:
 def _apply(case: Case, event: CaseEvent, node_id: int | None) -> bool:
     """Apply a start or an end to a case that is still open; False when it changes nothing."""
     if event.kind == "started":
-        case.status, case.node_id, case.started_at = Case.Status.RUNNING, node_id, event.at
+        # Announced once it has run a while: it began at started_at, not when the event was sent.
+        case.status, case.node_id, case.started_at = Case.Status.RUNNING, node_id, event.started_at or event.at
         case.attempts += 1
     elif event.kind == "finished":
         case.status, case.exit_code, case.finished_at = event.status, event.exit_code, event.at

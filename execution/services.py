@@ -14,7 +14,8 @@ from api.errors import Conflict, DomainError, NoCapableNode
 from catalog.models import Product, TestTool
 from catalog.services import product_tools_require
 from execution.counts import cases_move, task_counts_repair
-from execution.jobs import cases_publish_again, task_chord_publish
+from execution.dispatch import capability_dispatch, task_chord_close, task_chord_open
+from execution.jobs import cases_publish_again
 from execution.models import Case, Task, TaskTemplate
 from execution.tasks import dispatch_task
 from execution.validators import InvalidCases, case_names_check
@@ -100,15 +101,18 @@ def _dispatch_soon(task_id: int) -> None:
 
 
 def task_dispatch(*, task_id: int) -> bool:
-    """Publish the task's chord once: a redelivered dispatch message finds the claim taken and does nothing."""
+    """Open the task's chord once (a redelivered dispatch message finds the claim taken and does nothing), and
+    hand out what its capability's queue has room for (execution.dispatch)."""
     claimed = Task.objects.filter(pk=task_id, dispatched_at__isnull=True, status=Task.Status.QUEUED).update(
         dispatched_at=timezone.now()
     )
     if not claimed:
         return False
     task = Task.objects.select_related("product", "tool").get(pk=task_id)
-    if task_chord_publish(task) == 0:
-        transaction.on_commit(lambda: report_enqueue(task.pk))
+    if task_chord_open(task=task) == 0:
+        report_enqueue(task.pk)
+    else:
+        capability_dispatch(product_id=task.product_id, tool_id=task.tool_id)
     return True
 
 
@@ -189,6 +193,7 @@ def task_cancel(*, task: Task) -> Task:
     broker.flag_cancelled(task.pk)  # first, so a worker that picks a case up from now on skips it
     with transaction.atomic():
         Task.objects.filter(pk=task.pk).update(status=Task.Status.CANCELLING)
+        task_chord_close(task=task)
         cases_move(task.cases.filter(status=Case.Status.QUEUED), to=Case.Status.CANCELLED, finished_at=timezone.now())
         if not task.cases.filter(status=Case.Status.RUNNING).exists():
             transaction.on_commit(lambda: report_enqueue(task.pk))
@@ -290,13 +295,14 @@ def _task_end_unrunnable(task: Task, *, open_cases: QuerySet[Case], now: datetim
 
 
 def _task_publish_again(task: Task, *, open_cases: QuerySet[Case], now: datetime) -> int:
-    """The task's chord is gone from Redis: its running cases go back to queued and a new chord is published of
-    what is queued. Returns how many running cases were requeued."""
+    """The task's chord is gone from Redis: its running cases go back to queued and a new chord is opened of what
+    is queued, handed out afresh. Returns how many running cases were requeued."""
     with transaction.atomic():
         requeued = len(cases_move(open_cases.filter(status=Case.Status.RUNNING), to=Case.Status.QUEUED))
         Task.objects.filter(pk=task.pk).update(dispatched_at=now)
-    logger.warning("task %s: chord lost from Redis; publishing its queued cases again", task.pk)
-    task_chord_publish(task)
+    logger.warning("task %s: chord lost from Redis; handing its queued cases out again", task.pk)
+    task_chord_open(task=task)
+    capability_dispatch(product_id=task.product_id, tool_id=task.tool_id)
     return requeued
 
 

@@ -13,6 +13,13 @@ def dispatch_task(task_id: int) -> None:
     services.task_dispatch(task_id=task_id)
 
 
+@shared_task(name="execution.dispatch", acks_late=True, ignore_result=True)
+def dispatch() -> None:
+    from execution import dispatch
+
+    dispatch.capabilities_dispatch()
+
+
 @shared_task(name="execution.run_template", acks_late=True, ignore_result=True)
 def run_template(template_id: int) -> None:
     from execution import services

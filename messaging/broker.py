@@ -10,16 +10,22 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from celery import chord
 from celery import current_app as app
+from celery.utils import uuid
+from redis.exceptions import LockError
 
 from worker.protocol import CANCELLED_KEY, CHORD_QUEUE, CONTROL_QUEUE, EVENTS_KEY, RUN_CASE_TASK, worker_hostname
 from worker.transport import unacked_keys
 
 logger = logging.getLogger(__name__)
 _DISPATCH_KEY = "testhub:dispatch:{task_id}"
+_DISPATCH_LOCK_KEY = "testhub:dispatch-lock:{queue}"
+_DISPATCH_AGAIN_KEY = "testhub:dispatch-again:{queue}"
+_DISPATCH_LOCK_SECONDS = 30
 # Since when the control plane has been able to hear the workers (recording events), as a Unix time. Gone
 # after a Redis restart, and set again when recording resumes after an outage: a node is only judged silent
 # when the control plane itself could have heard it.
@@ -39,16 +45,76 @@ def enqueue(task_name: str, *args: object) -> None:
     app.send_task(task_name, args=args, queue=CONTROL_QUEUE)
 
 
-def publish_case_chord(*, task_id: int, queue: str, priority: int, jobs: list[dict]) -> str:
-    """One run_case message per job on `queue`, then the report build on the chord queue."""
-    header = [app.signature(RUN_CASE_TASK, args=(job,), queue=queue, priority=priority) for job in jobs]
-    # The callback is sent by the worker that ends the last case, so it goes to the one control queue a
-    # worker may write to, where the control worker runs nothing but report builds.
-    callback = app.signature(BUILD_REPORT_TASK, args=(task_id,), queue=CHORD_QUEUE, immutable=True)
-    result = chord(header)(callback)
-    group_id = result.parent.id if result.parent is not None else result.id
+def chord_open(*, task_id: int, size: int) -> str:
+    """A chord of `size` parts published later, a few at a time (chord_parts_publish): the worker that ends the
+    last part sends its callback, the task's report build. Returns its group id."""
+    group_id = uuid()
+    app.backend.set_chord_size(group_id, size)
     _redis().set(_DISPATCH_KEY.format(task_id=task_id), group_id, ex=app.conf.result_expires)
     return group_id
+
+
+def chord_group(task_id: int) -> str | None:
+    """The group id of the task's open chord; None once Redis has lost it."""
+    group_id = _redis().get(_DISPATCH_KEY.format(task_id=task_id))
+    return group_id.decode() if group_id is not None else None
+
+
+def chord_resize(*, task_id: int, size: int) -> None:
+    """The chord will have only `size` parts (the task was cancelled before the rest were published)."""
+    group_id = chord_group(task_id)
+    if group_id is not None:
+        app.backend.set_chord_size(group_id, size)
+
+
+def chord_parts_publish(
+    *, task_id: int, group_id: str, queue: str, priority: int, jobs: list[dict], first_index: int
+) -> None:
+    """run_case messages on `queue` as parts `first_index`... of the task's chord."""
+    callback = _report_callback(task_id)
+    with app.producer_or_acquire() as producer:
+        for index, job in enumerate(jobs, start=first_index):
+            app.send_task(
+                RUN_CASE_TASK,
+                args=(job,),
+                queue=queue,
+                priority=priority,
+                producer=producer,
+                group_id=group_id,
+                group_index=index,
+                chord=callback,
+                add_to_parent=False,
+            )
+
+
+def _report_callback(task_id: int):
+    # Sent by the worker that ends the last case, so it goes to the one control queue a worker may write to,
+    # where the control worker runs nothing but report builds.
+    return app.signature(BUILD_REPORT_TASK, args=(task_id,), queue=CHORD_QUEUE, immutable=True)
+
+
+@contextmanager
+def dispatch_turn(queue: str) -> Iterator[bool]:
+    """One dispatcher at a time per capability queue, across every control process: True when this caller has
+    the turn. A caller without it leaves word that the holder should look again (dispatch_again_take)."""
+    client = _redis()
+    lock = client.lock(_DISPATCH_LOCK_KEY.format(queue=queue), timeout=_DISPATCH_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        client.set(_DISPATCH_AGAIN_KEY.format(queue=queue), 1, ex=_DISPATCH_LOCK_SECONDS)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            lock.release()
+        except LockError:  # held past its timeout and taken by another: that one goes on
+            logger.warning("the dispatch lock of %s expired while held", queue)
+
+
+def dispatch_again_take(queue: str) -> bool:
+    """Whether someone asked for another look at `queue` meanwhile (and the request is taken)."""
+    return bool(_redis().delete(_DISPATCH_AGAIN_KEY.format(queue=queue)))
 
 
 def publish_cases(*, queue: str, priority: int, jobs: list[dict]) -> None:

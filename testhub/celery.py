@@ -85,6 +85,7 @@ def _periodic_tasks(settings) -> dict:
         "liveness": {"task": "nodes.sweep_liveness", **every(settings.TESTHUB_LIVENESS_SWEEP_SECONDS)},
         "reconcile nodes": {"task": "nodes.reconcile", **every(settings.TESTHUB_RECONCILE_SECONDS)},
         "reconcile": {"task": "execution.reconcile", **every(settings.TESTHUB_RECONCILE_SECONDS)},
+        "dispatch": {"task": "execution.dispatch", **every(settings.TESTHUB_DISPATCH_SECONDS)},
         "expired tokens": {"task": "accounts.delete_expired_tokens", **every(3600)},
     }
 

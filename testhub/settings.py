@@ -194,6 +194,11 @@ TESTHUB_CASE_MAX_ATTEMPTS = env_int("TESTHUB_CASE_MAX_ATTEMPTS", 3)
 TESTHUB_RECONCILE_SECONDS = env_int("TESTHUB_RECONCILE_SECONDS", 30)
 # A dispatch whose chord is not in Redis this long after it started was cut off (or Redis lost it).
 TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
+# How often beat has every capability's queue refilled (cases ending refill it at once; this catches priorities
+# that aged and nodes that came online), and how fast a waiting task's priority rises: one level per this many
+# seconds (0: never), so a priority-0 task competes with priority-9 ones after 9 of them (execution.scheduling).
+TESTHUB_DISPATCH_SECONDS = env_int("TESTHUB_DISPATCH_SECONDS", 2)
+TESTHUB_PRIORITY_AGING_SECONDS = env_int("TESTHUB_PRIORITY_AGING_SECONDS", 600)
 # Workers send a heartbeat every 5 s; the control worker sweeps every TESTHUB_LIVENESS_SWEEP_SECONDS, so a node
 # whose worker stops answering is offline within OFFLINE_AFTER + SWEEP seconds (12 s by default).
 TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 10)

@@ -6,10 +6,12 @@ new admin page or action that forgets the role check fails here.
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from execution.models import RejectedEvent, TaskTemplate
+from accounts.roles import TESTERS
+from execution.models import RejectedEvent, ShareWeight, TaskTemplate
 from nodes.models import Node, NodeOperation
 from tests.factories import CaseFactory, NodeToolFactory, ProductTestResultFactory, ReportFactory
 
@@ -28,6 +30,7 @@ def populated_lab():
     TaskTemplate.objects.create(name="nightly", product=product, tool=tool, cases=["a"])
     RejectedEvent.objects.create(node=node.name, reason="Invalid JSON", payload="{")
     NodeOperation.objects.create(node=node, node_name=node.name, kind="check")
+    ShareWeight.objects.create(group=Group.objects.get(name=TESTERS), weight=2)
 
 
 @pytest.fixture

@@ -104,14 +104,14 @@ def test_a_machine_that_dies_mid_case_has_its_case_run_elsewhere_within_seconds(
     lab.start_control()
     doomed_worker = lab.start_worker(doomed)
     lab.wait_online(doomed)
-    task = _submit(api.as_user(tester), lab, ["sleep_3_a"])
-    wait_for(lambda: _case(task, "sleep_3_a").node_id == doomed.pk, message="case running on doomed")
+    task = _submit(api.as_user(tester), lab, ["sleep_6_a"])
+    wait_for(lambda: _case(task, "sleep_6_a").node_id == doomed.pk, message="case running on doomed")
     lab.start_worker(survivor)
     lab.wait_online(survivor)
     killed_at = time.monotonic()
     lab.kill(doomed_worker)  # the visibility timeout is an hour: only the requeue can save the case
     report = _wait_closed(task, timeout=60)
-    case = _case(task, "sleep_3_a")
+    case = _case(task, "sleep_6_a")
     assert (case.status, case.node_id, case.attempts) == ("passed", survivor.pk, 2)
     assert time.monotonic() - killed_at < 40
     assert report.passed == 1

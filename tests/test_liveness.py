@@ -195,6 +195,7 @@ def test_beat_starts_the_liveness_sweep_the_reconcilers_and_token_cleanup_each_a
         "nodes.sweep_liveness",
         "nodes.reconcile",
         "execution.reconcile",
+        "execution.dispatch",
         "accounts.delete_expired_tokens",
     }
     assert scheduled <= set(app.tasks)

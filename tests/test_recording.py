@@ -123,6 +123,18 @@ def test_an_event_for_a_case_that_ended_already_changes_nothing():
     assert (case.status, case.attempts, case.exit_code) == ("failed", 1, 1)
 
 
+def test_a_case_announced_once_it_ran_a_while_started_when_it_began_not_when_it_was_announced():
+    node = NodeFactory()
+    case = CaseFactory(node=node)
+    began = timezone.now() - timedelta(seconds=5)
+    announced = _finished_event(case, node, kind="started", started_at=began.isoformat())
+    del announced["status"], announced["exit_code"]
+    events_take(received=[signed(announced)])
+    events_take(received=[_finished(case, node, started_at=began.isoformat(), announced=True)])
+    case.refresh_from_db()
+    assert case.started_at == began and case.finished_at - case.started_at >= timedelta(seconds=5)
+
+
 def test_rejected_events_are_counted_in_the_metrics(api, lab_manager):
     RejectedEvent.objects.create(node="n1", reason="Invalid JSON", payload="x")
     body = api.as_user(lab_manager).get("/metrics").content.decode()

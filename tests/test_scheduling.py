@@ -196,6 +196,33 @@ def test_a_later_higher_priority_task_starts_before_the_rest_of_a_lower_one(lab,
     assert sum(start > last_high_start for start in low_starts) >= 4
 
 
+def test_a_small_task_behind_another_users_big_task_runs_in_turn_not_after_it(lab, api, tester):
+    from tests.factories import TesterFactory
+
+    lab.run("n1", slots=2)
+    big = _submit(api.as_user(tester), lab, [f"sleep_0.3_{i}" for i in range(60)])
+    wait_for(lambda: Case.objects.filter(task=big, status="passed").exists(), message="big task under way")
+    small = _submit(api.as_user(TesterFactory()), lab, [f"pass_{i}" for i in range(4)])
+    _wait_closed(small)
+    assert Case.objects.filter(task=big, status="queued").count() >= 30
+    _wait_closed(big)
+
+
+def test_two_users_with_big_tasks_take_turns_on_the_lab(lab, api, tester):
+    from tests.factories import TesterFactory
+
+    lab.run("n1", slots=2)
+    first = _submit(api.as_user(tester), lab, [f"sleep_0.2_{i}" for i in range(24)])
+    wait_for(lambda: Case.objects.filter(task=first, status="passed").exists(), message="first task under way")
+    second = _submit(api.as_user(TesterFactory()), lab, [f"sleep_0.2_{i}" for i in range(24)])
+    _wait_closed(second)
+    _wait_closed(first)
+    second_began = min(Case.objects.filter(task=second).values_list("started_at", flat=True))
+    next_starts = Case.objects.filter(task__in=[first, second], started_at__gte=second_began).order_by("started_at")
+    shares = [case.task_id for case in next_starts[:16]]
+    assert 6 <= shares.count(second.pk) <= 10  # half of the lab each, once both wait
+
+
 def test_cancel_stops_the_running_case_and_skips_the_rest_and_the_report_says_cancelled(lab, api, tester):
     lab.run("n1")
     task = _submit(api.as_user(tester), lab, ["hang_a", "pass_b", "pass_c"])

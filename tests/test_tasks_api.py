@@ -1,4 +1,5 @@
 import pytest
+from django.utils import timezone
 
 from execution.models import Case, Task
 from nodes.models import Node
@@ -212,7 +213,6 @@ def test_a_tasks_detail_breaks_its_cases_down_by_node_from_kept_counts(api, test
     CaseFactory.create_batch(2, task=task, node=first, status="passed")
     CaseFactory(task=task, node=second, status="failed")
     CaseFactory(task=task, node=second, status="running")
-    CaseFactory(task=task)
     api.as_user(tester)
     # user groups, the task with product, tool, user and report, its nodes' kept counts: no case is read
     with django_assert_num_queries(3):
@@ -250,3 +250,58 @@ def test_a_tasks_quick_representation_equals_drfs_field_by_field_one(rf, tester,
         quick = serializer.to_representation(task)
         assert quick == serializers.ModelSerializer.to_representation(serializer, task)
         assert list(quick) == list(serializer.fields)
+
+
+def _waiting_lab():
+    """A capable node with 2 slots, another user's priority-9 task with 7 cases to hand out, and a finished task
+    whose cases took 2 s each."""
+    product, tool, [node] = capable_lab(nodes=1)
+    Node.objects.filter(pk=node.pk).update(slots=2)
+    urgent = TaskFactory(product=product, tool=tool, priority=9, dispatched_at=timezone.now(), cases_to_hand_out=7)
+    CaseFactory.create_batch(7, task=urgent)
+    TaskFactory(product=product, tool=tool, status="finished", cases_timed=4, cases_seconds=8.0)
+    return product, tool, node
+
+
+def test_a_queued_task_says_how_many_cases_are_ahead_of_it_and_when_it_should_start(api, tester):
+    product, tool, _ = _waiting_lab()
+    mine = TaskFactory(product=product, tool=tool, priority=5, created_by=tester)
+    CaseFactory.create_batch(3, task=mine)
+    waiting = api.as_user(tester).get(f"/api/tasks/{mine.pk}/").json()["waiting"]
+    assert (waiting["ahead"], waiting["ahead_outranking"], waiting["capable_slots"]) == (7, 7, 2)
+    assert (waiting["mean_case_seconds"], waiting["starts_in_seconds"]) == (2.0, 7)
+
+
+def test_a_queued_task_no_online_node_can_run_says_which_nodes_and_why(api, tester):
+    product, tool, node = _waiting_lab()
+    Node.objects.filter(pk=node.pk).update(status="maintenance", status_reason="new disk")
+    mine = TaskFactory(product=product, tool=tool, created_by=tester)
+    CaseFactory(task=mine)
+    waiting = api.as_user(tester).get(f"/api/tasks/{mine.pk}/").json()["waiting"]
+    assert f"{node.name} is maintenance: new disk" in waiting["reason"]
+    assert waiting["starts_in_seconds"] is None and waiting["nodes"][0]["usable"] is False
+
+
+def test_a_queued_task_shows_what_its_capable_nodes_run_now(api, tester):
+    product, tool, node = _waiting_lab()
+    busy = TaskFactory(product=product, tool=tool, name="nightly")
+    CaseFactory.create_batch(2, task=busy, node=node, status="running")
+    mine = TaskFactory(product=product, tool=tool, created_by=tester)
+    CaseFactory(task=mine)
+    [shown] = api.as_user(tester).get(f"/api/tasks/{mine.pk}/").json()["waiting"]["nodes"]
+    assert shown["running"] == [{"task": busy.pk, "task_name": "nightly", "cases": 2}]
+
+
+def test_a_task_with_no_case_queued_has_nothing_waiting(api, tester):
+    task = TaskFactory(status="running")
+    CaseFactory(task=task, node=NodeFactory(), status="running")
+    assert api.as_user(tester).get(f"/api/tasks/{task.pk}/").json()["waiting"] is None
+
+
+def test_why_a_task_waits_costs_a_bounded_number_of_queries(api, tester, django_assert_max_num_queries):
+    product, tool, _ = _waiting_lab()
+    mine = TaskFactory(product=product, tool=tool, created_by=tester)
+    CaseFactory.create_batch(3, task=mine)
+    api.as_user(tester)
+    with django_assert_max_num_queries(10):
+        assert api.get(f"/api/tasks/{mine.pk}/").json()["waiting"]["ahead"] == 7

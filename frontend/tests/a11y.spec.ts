@@ -38,7 +38,23 @@ const task: TaskDetail = {
   progress: 100, success_rate: 66.67, report: 4,
   links: { cases: "/api/tasks/12/cases/", report: "/api/reports/4/", download: "/api/reports/4/download/" },
   created_at: "2025-01-01T10:00:00Z", started_at: "2025-01-01T10:00:01Z", finished_at: "2025-01-01T10:01:00Z",
-  by_node: [{ node: "node-1", total: 3, running: 0, passed: 2, failed: 1, error: 0, cancelled: 0 }],
+  by_node: [{ node: "node-1", total: 3, running: 0, passed: 2, failed: 1, error: 0, cancelled: 0 }], waiting: null,
+};
+/** A task whose cases wait: its page shows why (the waiting panel). */
+const waitingTask: TaskDetail = {
+  ...task, status: "running", counts: { ...counts, queued: 2, passed: 1, failed: 0 }, progress: 33, success_rate: 100,
+  report: null, links: { ...task.links, report: null, download: null }, finished_at: null,
+  waiting: {
+    queue: "cap.calc-1.0.pytest-8", ahead: 5, ahead_in_queue: 2, ahead_outranking: 2, ahead_taking_turns: 1,
+    capable_slots: 1, mean_case_seconds: null, starts_in_seconds: null, finishes_in_seconds: null,
+    reason: "5 cases start first: 2 of higher-priority tasks, 1 of a user taking turns, 2 already queued.",
+    nodes: [
+      { name: "node-1", status: "online", status_reason: "", installed: true, slots: 1, usable: true,
+        running: [{ task: 11, task_name: "smoke", cases: 1 }] },
+      { name: "node-2", status: "maintenance", status_reason: "Disk swap", installed: false, slots: 2, usable: false,
+        running: [] },
+    ],
+  },
 };
 const report = {
   id: 4, task: 12, task_name: "nightly", product: 5, tool: 3, status: "ready", cancelled: false, total: 3, passed: 2,
@@ -101,6 +117,18 @@ describe("accessibility (axe, serious and critical)", () => {
     await settle(10);
     expect(wrapper.findAll('[data-test="case-row"]')).toHaveLength(3);
     expect(wrapper.get('[data-test="report-download"]').attributes("href")).toBe("/api/reports/4/download/");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing on a waiting task's page, with why it waits", async () => {
+    stubFetch({
+      "/api/tasks/12/cases/": () => jsonResponse({ count: 3, next: null, previous: null, results: cases }),
+      "/api/tasks/12/": () => jsonResponse(waitingTask),
+    });
+    const { wrapper } = mountWithApp(TaskView, { props: { id: "12" } });
+    await settle(10);
+    expect(wrapper.get('[data-test="waiting-panel"]').text()).toContain("5 cases ahead");
     expect(await violations(wrapper)).toEqual([]);
     wrapper.unmount();
   });

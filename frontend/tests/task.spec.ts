@@ -20,7 +20,7 @@ function taskWith(changes: Partial<TaskDetail>): TaskDetail {
     counts: { total: 4, queued: 1, running: 1, passed: 1, failed: 1, error: 0, cancelled: 0 }, progress: 50,
     success_rate: 50, report: null, links: { cases: "/api/tasks/12/cases/", report: null, download: null },
     created_at: "2025-01-01T10:00:00Z", started_at: "2025-01-01T10:00:01Z", finished_at: null, by_node: [],
-    ...changes,
+    waiting: null, ...changes,
   };
 }
 
@@ -78,6 +78,28 @@ describe("the task page", () => {
     expect(caseRequests()).toBe(2);
     await vi.advanceTimersByTimeAsync(3000);
     expect(caseRequests()).toBe(2);
+    wrapper.unmount();
+  });
+
+  it("shows why its cases wait while some are queued, and not once none waits", async () => {
+    vi.useFakeTimers();
+    const waiting = {
+      queue: "cap.calc-1.0.pytest-8", ahead: 2, ahead_in_queue: 2, ahead_outranking: 0, ahead_taking_turns: 0,
+      capable_slots: 1, mean_case_seconds: 10, starts_in_seconds: 20, finishes_in_seconds: 40,
+      reason: "2 cases already queued start first.", nodes: [],
+    };
+    let current = taskWith({ waiting });
+    stubFetch({
+      "/api/tasks/12/cases/": () => jsonResponse(emptyPage),
+      "/api/tasks/12/": () => jsonResponse(current),
+    });
+    const { wrapper } = mountWithApp(TaskView, { props: { id: "12" } });
+    await flushPromises();
+    expect(wrapper.get('[data-test="waiting-panel"]').text()).toContain("2 cases already queued start first.");
+
+    current = taskWith({ counts: { total: 4, queued: 0, running: 2, passed: 1, failed: 1, error: 0, cancelled: 0 } });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(wrapper.find('[data-test="waiting-panel"]').exists()).toBe(false);
     wrapper.unmount();
   });
 

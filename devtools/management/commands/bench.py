@@ -29,6 +29,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Product, ProductTool, TestTool
+from devtools.bench.fairness import AGING_SECONDS, fairness_measure, sleeper_capability, sleeper_install
 from devtools.scratch import REDIS_CLAIM_KEY, scratch_database_require, scratch_redis_require
 from execution.models import Case, Task
 from nodes import services as node_services
@@ -96,15 +97,19 @@ class Command(BaseCommand):
         parser.add_argument("--cases", type=int, default=10_000)
         parser.add_argument("--workers", type=int, default=2)
         parser.add_argument("--report-cases", type=int, default=100_000)
+        parser.add_argument(
+            "--fairness", type=int, default=0, metavar="SECONDS",
+            help="also measure many users on one lab, two users sharing it for SECONDS (devtools/bench/fairness.py)",
+        )  # fmt: skip
 
-    def handle(self, *args, cases, workers, report_cases, **options):
+    def handle(self, *args, cases, workers, report_cases, fairness, **options):
         scratch_database_require()  # it deletes every task and flushes its Redis db
         self.redis = redis.Redis.from_url(settings.REDIS_URL)
         scratch_redis_require(self.redis)
         self.root = Path(tempfile.mkdtemp(prefix="testhub-bench-"))
         self.processes = []
         try:
-            self._run(cases, workers, report_cases)
+            self._run(cases, workers, report_cases, fairness)
         finally:
             for process in self.processes:
                 if process.poll() is None:
@@ -129,6 +134,8 @@ class Command(BaseCommand):
         return self._start(argv, name, node_services.node_worker_settings(node=node, broker_url=settings.REDIS_URL))
 
     def _lab(self, workers):
+        """The bench's no-op tool and the fairness run's sleeper on `workers` nodes; returns (no-op product,
+        no-op tool, sleeper product, sleeper tool, nodes)."""
         Task.objects.all().delete()
         Node.objects.filter(name__startswith="bench-").delete()
         product, _ = Product.objects.get_or_create(name="bench", version="1")
@@ -136,6 +143,7 @@ class Command(BaseCommand):
             name="noop", version="1", defaults={"command_template": "{tool_path}/noop {case}"}
         )
         ProductTool.objects.get_or_create(product=product, tool=tool)
+        sleeper_product, sleeper_tool = sleeper_capability()
         nodes = []
         for number in range(1, workers + 1):
             home = self.root / f"bench-{number}"
@@ -145,6 +153,7 @@ class Command(BaseCommand):
             node = node_services.node_create(
                 name=f"bench-{number}", ip="127.0.0.1", username="bench", install_root=str(home), managed=False
             )
+            sleeper, sleeper_entry = sleeper_install(home, product=sleeper_product, tool=sleeper_tool)
             node_services.node_installs_set(
                 node=node,
                 installs=[
@@ -152,7 +161,8 @@ class Command(BaseCommand):
                         product=product,
                         install_path=str(home / "product"),
                         tools=[node_services.ToolInstall(tool=tool, install_path=str(home / "tool"))],
-                    )
+                    ),
+                    sleeper,
                 ],
             )
             worker_manifest.write(
@@ -160,18 +170,22 @@ class Command(BaseCommand):
                 [
                     worker_manifest.entry(
                         product="bench", version="1", path=home / "product", tools=[("noop", "1", home / "tool")]
-                    )
+                    ),
+                    sleeper_entry,
                 ],
             )
             nodes.append(node)
-        return product, tool, nodes
+        return product, tool, sleeper_product, sleeper_tool, nodes
 
-    def _run(self, cases, workers, report_cases):
+    def _run(self, cases, workers, report_cases, fairness_seconds):
         self._redis_empty()
-        product, tool, nodes = self._lab(workers)
+        product, tool, sleeper_product, sleeper_tool, nodes = self._lab(workers)
         control = self._lab_start(nodes)
         submit = self._submitter(product, tool)
         measured = self._testhub_measure(cases, submit)
+        fair = None
+        if fairness_seconds:
+            fair = fairness_measure(product=sleeper_product, tool=sleeper_tool, share_seconds=fairness_seconds)
         control_peak = _peak_rss_mb(control.pid)
         testhub_cpu = {"control worker": _cpu_split([control]), "node workers": _cpu_split(self.node_workers)}
         bare_seconds, bare_cpu = self._bare_chord(cases, workers, command=str(self.root / "bench-1" / "tool" / "noop"))
@@ -198,6 +212,7 @@ class Command(BaseCommand):
                  "target <= 10 s, <= 300 MB"),
                 ("worker killed -> node offline", f"{offline_seconds:.1f} s", "target <= 15 s"),
                 ("worker back -> node online", f"{online_seconds:.1f} s", "first heartbeat"),
+                *(fair.rows(slots=workers) if fair else []),
             ]
         )  # fmt: skip
 
@@ -213,6 +228,7 @@ class Command(BaseCommand):
             [sys.executable, "-m", "celery", "-A", "testhub", "worker", "-Q", "control", "-n", "control@bench",
              "--concurrency", "2", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
             "control",
+            env={"TESTHUB_PRIORITY_AGING_SECONDS": str(AGING_SECONDS)},
         )  # fmt: skip
         self._start([sys.executable, "-m", "celery", "-A", "testhub", "beat", "--loglevel", "WARNING"], "beat")
         self.node_workers = [self._start_node_worker(node, f"worker-{node.name}") for node in nodes]

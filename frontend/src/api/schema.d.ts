@@ -1477,6 +1477,11 @@ export interface components {
          * @enum {string}
          */
         RolesEnum: "lab_manager" | "tester";
+        RunningShare: {
+            task: number;
+            task_name: string;
+            cases: number;
+        };
         /**
          * @description * `unchecked` - Not checked yet
          *     * `ok` - Reachable
@@ -1564,6 +1569,8 @@ export interface components {
             readonly finished_at: string | null;
             /** @description Each node's share of the task's cases, by status. */
             readonly by_node: components["schemas"]["NodeCounts"][];
+            /** @description While cases of the task are queued: why they wait, how many cases are ahead, the capable nodes and what they run, and ETAs from recent case durations. Null once none waits. */
+            readonly waiting: components["schemas"]["Waiting"] | null;
         };
         TaskLinks: {
             /** Format: uri */
@@ -1728,6 +1735,45 @@ export interface components {
             username: string;
             roles: components["schemas"]["RolesEnum"][];
             is_lab_manager: boolean;
+        };
+        Waiting: {
+            /** @description The capability queue the task's cases go to. */
+            queue: string;
+            /** @description Cases that start before this task's next one: the sum of the three. */
+            ahead: number;
+            /** @description Cases already handed out, waiting in the queue. */
+            ahead_in_queue: number;
+            /** @description Cases of tasks of a higher priority (after aging). */
+            ahead_outranking: number;
+            /** @description Other users whose tasks take turns with this one. */
+            ahead_taking_turns: number;
+            /** @description Slots of the nodes that can run its cases now. */
+            capable_slots: number;
+            /**
+             * Format: double
+             * @description Recent cases' mean duration here.
+             */
+            mean_case_seconds: number | null;
+            /** @description When its next case should start. */
+            starts_in_seconds: number | null;
+            /** @description When its last case should end. */
+            finishes_in_seconds: number | null;
+            /** @description Why its cases wait, in a sentence. */
+            reason: string;
+            /** @description Every node with its product and tool. */
+            nodes: components["schemas"]["WaitingNode"][];
+        };
+        WaitingNode: {
+            name: string;
+            status: components["schemas"]["NodeStatusEnum"];
+            status_reason: string;
+            /** @description The product and the tool are both installed and ready. */
+            installed: boolean;
+            slots: number;
+            /** @description Installed, online and heard from: it takes the task's cases. */
+            usable: boolean;
+            /** @description What it runs now: cases per task. */
+            running: components["schemas"]["RunningShare"][];
         };
         WebhookHost: {
             readonly id: number;

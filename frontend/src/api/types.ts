@@ -27,6 +27,8 @@ export type Task = Schemas["Task"];
 /** One node's share of a task's cases, by status. */
 export type NodeShare = Schemas["NodeCounts"];
 export type TaskDetail = Schemas["TaskDetail"];
+/** Why a task's queued cases wait (TaskDetail.waiting): what is ahead, ETAs, and the nodes that could run them. */
+export type Waiting = Schemas["Waiting"];
 export type TaskSubmit = Schemas["TaskSubmitRequest"];
 export type RerunChoice = Schemas["RerunRequest"]["cases"];
 

@@ -21,14 +21,13 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from execution.jobs import case_jobs
+from execution.jobs import IN_TURN, case_jobs
 from execution.models import Case, ShareWeight, Task
-from execution.scheduling import Waiting, aged_priority, cases_pick
+from execution.scheduling import Waiting, cases_pick
 from execution.selectors import capability_mean_case_seconds
 from messaging import broker
 from nodes.capabilities import capability_queue
 from nodes.models import Node
-from worker.protocol import message_priority
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
     )
     handed = 0
     for task_id, count in sorted(picked.items()):
-        handed += _task_hand_out(tasks[task_id], count=count, queue=queue, now=now)
+        handed += _task_hand_out(tasks[task_id], count=count, queue=queue)
     return handed
 
 
@@ -133,7 +132,7 @@ def _queue_depth_wanted(task: Task) -> int:
     return slots * per_slot
 
 
-def _task_hand_out(task: Task, *, count: int, queue: str, now) -> int:
+def _task_hand_out(task: Task, *, count: int, queue: str) -> int:
     """Publish the task's next `count` queued cases as parts of its chord, then record them as handed out;
     returns how many. In that order: a dispatcher that dies in between has them published again later (a case
     may then run twice, and its first end recorded wins), never lost. Two cannot race: the caller holds the
@@ -149,13 +148,11 @@ def _task_hand_out(task: Task, *, count: int, queue: str, now) -> int:
     if not cases:  # its last ones were cancelled or ended meanwhile
         Task.objects.filter(pk=task.pk, handed_out_through=task.handed_out_through).update(cases_to_hand_out=0)
         return 0
-    aging = settings.TESTHUB_PRIORITY_AGING_SECONDS
-    priority = aged_priority(priority=task.priority, created_at=task.created_at, now=now, aging_seconds=aging)
     broker.chord_parts_publish(
         task_id=task.pk,
         group_id=group_id,
         queue=queue,
-        priority=message_priority(priority),
+        priority=IN_TURN,
         jobs=case_jobs(task, cases),
         first_index=task.cases_handed_out,
     )

@@ -11,6 +11,13 @@ from worker.protocol import CaseJob, message_priority
 
 logger = logging.getLogger(__name__)
 
+# Which case runs next is decided as cases are handed out (execution.dispatch): in the broker they wait at one
+# priority, in the order they came, so a message already queued is never passed by later ones (a priority that
+# ages in the database cannot age in the broker). A case handed out again after a fault goes ahead of them: it
+# has waited longest.
+IN_TURN = message_priority(5)
+AHEAD = message_priority(9)
+
 
 def case_jobs(task: Task, cases: list[tuple[int, str]]) -> list[dict]:
     """The run_case message bodies for (case id, name) pairs of one task; each carries its case's token."""
@@ -43,6 +50,6 @@ def cases_publish_again(case_ids: list[int]) -> None:
         task = case.task
         broker.publish_cases(
             queue=capability_queue(product=task.product, tool=task.tool),
-            priority=message_priority(task.priority),
+            priority=AHEAD,
             jobs=case_jobs(task, [(case.pk, case.name)]),
         )

@@ -192,9 +192,10 @@ def task_cancel(*, task: Task) -> Task:
         raise Conflict(f"Task {task.pk} is {task.status}; only queued or running tasks can be cancelled.")
     broker.flag_cancelled(task.pk)  # first, so a worker that picks a case up from now on skips it
     with transaction.atomic():
+        # The cases first, then the task row: the order the recorder locks them in, so the two never deadlock.
+        cases_move(task.cases.filter(status=Case.Status.QUEUED), to=Case.Status.CANCELLED, finished_at=timezone.now())
         Task.objects.filter(pk=task.pk).update(status=Task.Status.CANCELLING)
         task_chord_close(task=task)
-        cases_move(task.cases.filter(status=Case.Status.QUEUED), to=Case.Status.CANCELLED, finished_at=timezone.now())
         if not task.cases.filter(status=Case.Status.RUNNING).exists():
             transaction.on_commit(lambda: report_enqueue(task.pk))
     task.refresh_from_db(fields=["status"])

@@ -98,15 +98,14 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
             priority=task.priority,
             created_at=task.created_at,
             cases=task.cases_to_hand_out,
-            in_flight=task.cases_queued + task.cases_running - task.cases_to_hand_out,
+            in_flight=_in_flight(task),
         )
         for task in tasks.values()
         if task.status in _HANDING_OUT
     ]
     user_in_flight: dict[int | None, int] = {}
     for task in tasks.values():
-        flying = task.cases_queued + task.cases_running - task.cases_to_hand_out
-        user_in_flight[task.created_by_id] = user_in_flight.get(task.created_by_id, 0) + flying
+        user_in_flight[task.created_by_id] = user_in_flight.get(task.created_by_id, 0) + _in_flight(task)
     picked = cases_pick(
         waiting=waiting,
         count=room,
@@ -119,6 +118,13 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
     for task_id, count in sorted(picked.items()):
         handed += _task_hand_out(tasks[task_id], count=count, queue=queue)
     return handed
+
+
+def _in_flight(task: Task) -> int:
+    """The task's cases handed out and not yet ended (before its chord opens, only those running: none)."""
+    if task.dispatched_at is None:
+        return task.cases_running
+    return task.cases_queued + task.cases_running - task.cases_to_hand_out
 
 
 def _queue_depth_wanted(task: Task) -> int:

@@ -91,6 +91,9 @@ class EventRecorder(threading.Thread):
     def run(self):
         while not self.stopping.is_set():
             try:
+                # A connection the database dropped (an outage) is replaced here, before anything uses it: the
+                # hearing note below reads nodes even when no events are waiting.
+                close_old_connections()
                 self._register()
                 self._record(self._own_list())  # left over from a crash, or from an outage
                 self._note_hearing()

@@ -38,7 +38,7 @@ MOST_QUEUED_PER_SLOT = 500
 
 def task_chord_open(*, task: Task) -> int:
     """Open the task's chord of its queued cases, none handed out yet; returns how many cases it has."""
-    size = task.cases.filter(status=Case.Status.QUEUED).count()
+    size = Task.objects.values_list("cases_queued", flat=True).get(pk=task.pk)  # kept with the cases: no count
     if size:
         broker.chord_open(task_id=task.pk, size=size)
     Task.objects.filter(pk=task.pk).update(handed_out_through=0, cases_handed_out=0, cases_to_hand_out=size)

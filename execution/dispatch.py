@@ -14,6 +14,7 @@ works on a capability (a Redis lock); one that finds it taken asks the holder to
 
 import logging
 import math
+from collections import Counter, deque
 
 from django.conf import settings
 from django.db import transaction
@@ -106,7 +107,7 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
     user_in_flight: dict[int | None, int] = {}
     for task in tasks.values():
         user_in_flight[task.created_by_id] = user_in_flight.get(task.created_by_id, 0) + _in_flight(task)
-    picked = cases_pick(
+    order = cases_pick(
         waiting=waiting,
         count=room,
         now=now,
@@ -114,10 +115,7 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
         user_in_flight=user_in_flight,
         weights=user_weights(user_ids={task.created_by_id for task in tasks.values()}),
     )
-    handed = 0
-    for task_id, count in sorted(picked.items()):
-        handed += _task_hand_out(tasks[task_id], count=count, queue=queue)
-    return handed
+    return _cases_hand_out(tasks, order=order, queue=queue)
 
 
 def _in_flight(task: Task) -> int:
@@ -138,14 +136,32 @@ def _queue_depth_wanted(task: Task) -> int:
     return slots * per_slot
 
 
-def _task_hand_out(task: Task, *, count: int, queue: str) -> int:
-    """Publish the task's next `count` queued cases as parts of its chord, then record them as handed out;
-    returns how many. In that order: a dispatcher that dies in between has them published again later (a case
-    may then run twice, and its first end recorded wins), never lost. Two cannot race: the caller holds the
-    capability's turn."""
+def _cases_hand_out(tasks: dict[int, Task], *, order: list[int], queue: str) -> int:
+    """Publish the next queued cases of the tasks in `order` (a task id per case, as picked) as parts of their
+    chords, in that order, then record them as handed out; returns how many. In that order: a dispatcher that
+    dies in between has them published again later (a case may then run twice, and its first end recorded
+    wins), never lost. Two cannot race: the caller holds the capability's turn."""
+    next_parts = {task_id: deque(_next_parts(tasks[task_id], count=count)) for task_id, count in Counter(order).items()}
+    parts = [next_parts[task_id].popleft() for task_id in order if next_parts[task_id]]
+    if not parts:
+        return 0
+    broker.chord_parts_publish(queue=queue, priority=IN_TURN, parts=parts)
+    for task_id, count in Counter(part.task_id for part in parts).items():
+        task = tasks[task_id]
+        last_case_id = max(part.case_id for part in parts if part.task_id == task_id)
+        Task.objects.filter(pk=task.pk, handed_out_through=task.handed_out_through, status__in=_HANDING_OUT).update(
+            handed_out_through=last_case_id,
+            cases_handed_out=F("cases_handed_out") + count,
+            cases_to_hand_out=Greatest(F("cases_to_hand_out") - count, 0),
+        )
+    return len(parts)
+
+
+def _next_parts(task: Task, *, count: int) -> list[broker.ChordPart]:
+    """The task's next `count` queued cases as parts of its chord (fewer when fewer are left)."""
     group_id = broker.chord_group(task.pk)
     if group_id is None:  # Redis lost the chord: the reconciler opens a new one
-        return 0
+        return []
     cases = list(
         Case.objects.filter(task=task, status=Case.Status.QUEUED, pk__gt=task.handed_out_through)
         .order_by("pk")
@@ -153,21 +169,13 @@ def _task_hand_out(task: Task, *, count: int, queue: str) -> int:
     )
     if not cases:  # its last ones were cancelled or ended meanwhile
         Task.objects.filter(pk=task.pk, handed_out_through=task.handed_out_through).update(cases_to_hand_out=0)
-        return 0
-    broker.chord_parts_publish(
-        task_id=task.pk,
-        group_id=group_id,
-        queue=queue,
-        priority=IN_TURN,
-        jobs=case_jobs(task, cases),
-        first_index=task.cases_handed_out,
-    )
-    Task.objects.filter(pk=task.pk, handed_out_through=task.handed_out_through, status__in=_HANDING_OUT).update(
-        handed_out_through=cases[-1][0],
-        cases_handed_out=F("cases_handed_out") + len(cases),
-        cases_to_hand_out=Greatest(F("cases_to_hand_out") - len(cases), 0),
-    )
-    return len(cases)
+        return []
+    return [
+        broker.ChordPart(task_id=task.pk, group_id=group_id, index=index, case_id=case_id, job=job)
+        for index, ((case_id, _), job) in enumerate(
+            zip(cases, case_jobs(task, cases), strict=True), task.cases_handed_out
+        )
+    ]
 
 
 def user_weights(*, user_ids: set[int | None]) -> dict[int | None, float]:

@@ -45,8 +45,9 @@ def cases_pick(
     aging_seconds: int,
     user_in_flight: dict[int | None, int] | None = None,
     weights: dict[int | None, float] | None = None,
-) -> Counter[int]:
-    """How many cases of each task to hand out to fill `count` free slots.
+) -> list[int]:
+    """Whose cases fill `count` free slots: a task id per slot, in the order they are to go out (a task's id
+    once for each of its cases that goes).
 
     `user_in_flight` counts each user's cases in flight on the capability, also those of tasks with nothing left
     to hand out (by default, those of `waiting`); `weights` gives a user's share (by default 1)."""
@@ -66,7 +67,7 @@ def cases_pick(
         for task in waiting
     }
     ranked = sorted(waiting, key=lambda task: (-aged[task.task_id], task.created_at, task.task_id))
-    picked: Counter[int] = Counter()
+    picked: list[int] = []
     for _ in range(count):
         candidates = [task for task in ranked if left.get(task.task_id)]
         if not candidates:
@@ -81,7 +82,7 @@ def cases_pick(
             (task for task in band if task.user_id == user),
             key=lambda task: (task_in_flight[task.task_id], left[task.task_id]),
         )
-        picked[task.task_id] += 1
+        picked.append(task.task_id)
         left[task.task_id] -= 1
         task_in_flight[task.task_id] += 1
         by_user[user] += 1

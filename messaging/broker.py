@@ -12,8 +12,10 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from celery import Signature
 from celery import current_app as app
 from celery.utils import uuid
 from redis.exceptions import LockError
@@ -67,27 +69,38 @@ def chord_resize(*, task_id: int, size: int) -> None:
         app.backend.set_chord_size(group_id, size)
 
 
-def chord_parts_publish(
-    *, task_id: int, group_id: str, queue: str, priority: int, jobs: list[dict], first_index: int
-) -> None:
-    """run_case messages on `queue` as parts `first_index`... of the task's chord."""
-    callback = _report_callback(task_id)
+@dataclass(frozen=True)
+class ChordPart:
+    """One run_case message of a task's chord: its `index` among the chord's parts."""
+
+    task_id: int
+    group_id: str
+    index: int
+    case_id: int
+    job: dict
+
+
+def chord_parts_publish(*, queue: str, priority: int, parts: list[ChordPart]) -> None:
+    """run_case messages on `queue`, in the order given (of one task's chord or of several)."""
+    callbacks: dict[int, Signature] = {}
     with app.producer_or_acquire() as producer:
-        for index, job in enumerate(jobs, start=first_index):
+        for part in parts:
+            if part.task_id not in callbacks:
+                callbacks[part.task_id] = _report_callback(part.task_id)
             app.send_task(
                 RUN_CASE_TASK,
-                args=(job,),
+                args=(part.job,),
                 queue=queue,
                 priority=priority,
                 producer=producer,
-                group_id=group_id,
-                group_index=index,
-                chord=callback,
+                group_id=part.group_id,
+                group_index=part.index,
+                chord=callbacks[part.task_id],
                 add_to_parent=False,
             )
 
 
-def _report_callback(task_id: int):
+def _report_callback(task_id: int) -> Signature:
     # Sent by the worker that ends the last case, so it goes to the one control queue a worker may write to,
     # where the control worker runs nothing but report builds.
     return app.signature(BUILD_REPORT_TASK, args=(task_id,), queue=CHORD_QUEUE, immutable=True)

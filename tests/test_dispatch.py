@@ -1,6 +1,8 @@
 """The broker gets a window of each capability's cases, not whole tasks (execution.dispatch), on real Redis and
 PostgreSQL with no worker taking anything."""
 
+import base64
+import json
 from unittest import mock
 
 import pytest
@@ -12,6 +14,7 @@ from execution.services import task_cancel, task_dispatch, task_submit
 from messaging import broker
 from nodes.capabilities import capability_queue
 from nodes.models import Node
+from tests.factories import TesterFactory
 
 
 def _online(lab, name: str, *, slots: int) -> Node:
@@ -33,6 +36,13 @@ def _dispatched(lab, tester, cases: int, **extra) -> Task:
 def _queued_in_broker(lab) -> int:
     queue = capability_queue(product=lab.product, tool=lab.tool)
     return broker.queue_depths([queue])[queue]
+
+
+def _tasks_in_queue_order(lab) -> list[int]:
+    """The task of each message on the capability's queue, the next to be taken first."""
+    (key,) = lab.redis.keys(f"{capability_queue(product=lab.product, tool=lab.tool)}*")  # one priority level
+    messages = [json.loads(raw) for raw in reversed(lab.redis.lrange(key, 0, -1))]  # taken from the right
+    return [json.loads(base64.b64decode(message["body"]))[0][0]["task_id"] for message in messages]
 
 
 def _chord_size(lab, task) -> int:
@@ -86,3 +96,19 @@ def test_cases_that_could_not_be_published_are_the_next_to_go(two_slots, tester)
     task = Task.objects.get()
     assert (task.handed_out_through, task.cases_handed_out, task.cases_to_hand_out) == (0, 0, 10)
     assert dispatch.capabilities_dispatch() == 2
+
+
+def test_two_users_cases_are_queued_in_turns_not_one_task_after_the_other(lab, tester):
+    node = _online(lab, "n1", slots=4)
+    first, second = (
+        task_submit(
+            user=user, name="t", product=lab.product, tool=lab.tool, case_names=[f"c{i}" for i in range(10)], priority=5
+        )
+        for user in (tester, TesterFactory())
+    )
+    Node.objects.filter(pk=node.pk).update(status=Node.Status.MAINTENANCE)  # both wait in the database
+    for task in (first, second):
+        task_dispatch(task_id=task.pk)
+    Node.objects.filter(pk=node.pk).update(status=Node.Status.ONLINE)
+    assert dispatch.capabilities_dispatch() == 4
+    assert _tasks_in_queue_order(lab) in ([first.pk, second.pk] * 2, [second.pk, first.pk] * 2)

@@ -1,5 +1,6 @@
 """The rule that decides whose cases a capability's free slots go to (execution.scheduling), on its own."""
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,11 +23,18 @@ def _task(task_id: int, *, user: int, cases: int = 10_000, priority: int = 5, mi
 
 
 def _pick(waiting, count, **options):
-    return dict(cases_pick(waiting=waiting, count=count, now=NOW, aging_seconds=AGING, **options))
+    return dict(Counter(cases_pick(waiting=waiting, count=count, now=NOW, aging_seconds=AGING, **options)))
 
 
 def test_two_users_with_big_tasks_get_half_the_slots_each():
     assert _pick([_task(1, user=1, minutes_ago=5), _task(2, user=2)], 10) == {1: 5, 2: 5}
+
+
+def test_two_users_cases_go_out_in_turns_not_one_task_after_the_other():
+    picked = cases_pick(
+        waiting=[_task(1, user=1, minutes_ago=5), _task(2, user=2)], count=4, now=NOW, aging_seconds=AGING
+    )
+    assert picked in ([1, 2, 1, 2], [2, 1, 2, 1])
 
 
 def test_a_user_who_splits_a_task_into_many_gets_no_more_than_one_who_does_not():

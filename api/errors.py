@@ -18,3 +18,8 @@ class Conflict(DomainError):
 
 class NoCapableNode(Conflict):
     code = "no_capable_node"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "permission_denied"

@@ -136,7 +136,10 @@ class ProductViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelView
     ordering_fields = ["name", "version", "created_at", "updated_at"]
 
     def get_queryset(self):
-        latest = ProductTestResult.objects.filter(product=OuterRef("pk")).order_by("-created_at", "-id")
+        # A rerun of some cases or a cancelled run is shown in the history, never as the product's pass rate.
+        latest = ProductTestResult.objects.filter(product=OuterRef("pk"), kind=ProductTestResult.Kind.FULL).order_by(
+            "-created_at", "-id"
+        )
         return Product.objects.annotate(latest_pass_rate=Subquery(latest.values("pass_rate")[:1])).prefetch_related(
             Prefetch("tools", queryset=TestTool.objects.only("id"))
         )
@@ -194,9 +197,11 @@ class ProductViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelView
             recorded = services.product_test_result_record(product=product, **result.validated_data)
             return Response(ProductTestResultSerializer(recorded).data, status=status.HTTP_201_CREATED)
         history = list(product.test_results.all()[:RESULT_HISTORY_LENGTH])
-        return Response(
-            ProductTestResultsSerializer({"latest": history[0] if history else None, "history": history}).data
-        )
+        full = ProductTestResult.Kind.FULL
+        latest = next((result for result in history if result.kind == full), None)
+        if latest is None:
+            latest = product.test_results.filter(kind=full).first()
+        return Response(ProductTestResultsSerializer({"latest": latest, "history": history}).data)
 
 
 class TestToolViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ModelViewSet):

@@ -22,7 +22,8 @@ from api.views import LookupUnfiltered
 from catalog.models import Product, TestTool
 from execution import services
 from execution.counts import task_node_counts
-from execution.models import Case, Task, TaskTemplate, WebhookHost
+from execution.models import Case, FailureSignature, Task, TaskTemplate, WebhookHost
+from execution.results import case_marks
 from execution.selectors import task_waiting
 from execution.validators import CASE_NAME_MAX_LENGTH, validate_one_line
 from messaging.revisions import CATALOG, NODES, TASKS, USERS
@@ -273,9 +274,19 @@ class RerunSerializer(serializers.Serializer):
     )
 
 
+class CaseSignatureSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FailureSignature
+        fields = ["id", "title", "note", "bug_url"]
+        read_only_fields = fields
+
+
 class CaseSerializer(serializers.ModelSerializer):
     node_name = serializers.CharField(source="node.name", read_only=True, allow_null=True, default=None)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    signature = CaseSignatureSerializer(read_only=True, allow_null=True, help_text="Its failure group's cause.")
+    flaky = serializers.SerializerMethodField(help_text="Flaky on this product version and tool (execution.flaky).")
+    muted = serializers.SerializerMethodField(help_text="Muted for this product and tool: left out of success rates.")
 
     class Meta:
         model = Case
@@ -291,18 +302,39 @@ class CaseSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "duration_seconds",
+            "failure",
+            "signature",
+            "flaky",
+            "muted",
         ]
         read_only_fields = fields
+
+    def get_flaky(self, case) -> bool:
+        return self.context.get("marks", {}).get(case.pk, (False, False))[0]
+
+    def get_muted(self, case) -> bool:
+        return self.context.get("marks", {}).get(case.pk, (False, False))[1]
+
+
+class CaseMarks:
+    """For views of cases: the flaky and muted marks of the cases shown, read once per page."""
+
+    def get_serializer(self, *args, **kwargs):
+        if args and args[0] is not None:
+            cases = list(args[0]) if kwargs.get("many") else [args[0]]
+            marks = case_marks(cases, task=getattr(self, "task", None))
+            kwargs["context"] = {**self.get_serializer_context(), "marks": marks}
+        return super().get_serializer(*args, **kwargs)
 
 
 class CaseFilter(django_filters.FilterSet):
     class Meta:
         model = Case
-        fields = ["task", "status", "node"]
+        fields = ["task", "status", "node", "signature"]
 
 
 def _cases():
-    return Case.objects.defer("log").select_related("node")
+    return Case.objects.defer("log").select_related("node", "signature")
 
 
 class TaskFilter(django_filters.FilterSet):
@@ -399,7 +431,7 @@ class TaskViewSet(RevisionCachedAnswers, LookupUnfiltered, mixins.CreateModelMix
         return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
 
 
-class TaskCaseList(RevisionCachedAnswers, generics.ListAPIView):
+class TaskCaseList(CaseMarks, RevisionCachedAnswers, generics.ListAPIView):
     """The task's cases in order, a cursor page at a time (as quick deep in a 100,000-case task as at its start);
     filter by status and node, search by name."""
 
@@ -418,7 +450,7 @@ class TaskCaseList(RevisionCachedAnswers, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no task id
             return Case.objects.none()
-        self.task = get_object_or_404(Task, pk=self.kwargs["pk"])
+        self.task = get_object_or_404(Task.objects.select_related("product"), pk=self.kwargs["pk"])
         return _cases().filter(task=self.task)
 
     def cheap_count(self, queryset) -> int | None:
@@ -432,7 +464,7 @@ class TaskCaseList(RevisionCachedAnswers, generics.ListAPIView):
         return queryset.count()  # narrowed by a search or a node: within one task's cases, on an index
 
 
-class CaseViewSet(RevisionCachedAnswers, LookupUnfiltered, viewsets.ReadOnlyModelViewSet):
+class CaseViewSet(CaseMarks, RevisionCachedAnswers, LookupUnfiltered, viewsets.ReadOnlyModelViewSet):
     """Every case of the lab, newest first, a cursor page at a time (no count: there are millions)."""
 
     answer_topics = (TASKS, NODES)
@@ -607,7 +639,7 @@ class CapabilityView(APIView):
         ),
     )
     def get(self, request):
-        product, tool = _product_and_tool(request)
+        product, tool = product_and_tool(request)
         nodes = Node.objects.capable_of(product=product, tool=tool).order_by("name")
         online = {node.pk for node in nodes.online()}
         return Response(
@@ -635,7 +667,7 @@ class CaseNamesView(APIView):
         responses=inline_serializer("CaseNames", {"results": serializers.ListField(child=serializers.CharField())}),
     )
     def get(self, request):
-        product, tool = _product_and_tool(request)
+        product, tool = product_and_tool(request)
         recent = Task.objects.filter(product=product, tool=tool).order_by("-id").values("pk")[: self.RECENT_TASKS]
         cases = Case.objects.filter(task__in=recent)
         if search := request.query_params.get("search", "").strip():
@@ -644,7 +676,7 @@ class CaseNamesView(APIView):
         return Response({"results": list(names)})
 
 
-def _product_and_tool(request) -> tuple[Product, TestTool]:
+def product_and_tool(request) -> tuple[Product, TestTool]:
     """The product and tool named by id in the query string, or a 400 saying which is missing or unknown."""
     found = {}
     for field, model in (("product", Product), ("tool", TestTool)):

@@ -185,6 +185,11 @@ class Case(RevisedModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     log = models.TextField(blank=True)
+    # A failed or errored case's cause, from its log as it was recorded (execution.signatures).
+    failure = models.CharField(max_length=300, blank=True, db_default="", help_text="The first line of its failure.")
+    signature = models.ForeignKey(
+        "FailureSignature", null=True, blank=True, on_delete=models.SET_NULL, related_name="cases", db_index=False
+    )
 
     objects = CaseQuerySet.as_manager()
 
@@ -198,6 +203,11 @@ class Case(RevisedModel):
             models.Index(fields=["task", "status", "id"], name="case_task_status"),
             models.Index(fields=["node", "status", "id"], name="case_node_status"),
             models.Index(fields=["status", "id"], name="case_status_order"),
+            # A case's history across runs (by name, newest task first), and a failure's earlier runs.
+            models.Index(fields=["name", "-task"], name="case_name_history"),
+            models.Index(
+                fields=["signature", "task"], name="case_signature_runs", condition=Q(signature__isnull=False)
+            ),
         ]
 
     def __str__(self):
@@ -292,3 +302,76 @@ class ShareWeight(models.Model):
 
     def __str__(self):
         return f"{self.user or self.group}: weight {self.weight}"
+
+
+class FailureSignature(RevisedModel):
+    """What failures of a product's cases (any version) under a tool have in common: their last error line and
+    innermost stack frame, with what changes from run to run (numbers, addresses, paths, times, temporary names)
+    taken out (execution.signatures). A tester's note or bug link on it shows on every failure that has it."""
+
+    revision_topic = TASKS
+    product_name = models.CharField(max_length=100)
+    tool = models.ForeignKey(TestTool, on_delete=models.CASCADE, related_name="failure_signatures")
+    digest = models.CharField(max_length=40, help_text="SHA-1 of the normalised error line and frame.")
+    title = models.CharField(max_length=300, help_text="The normalised error line, and where it was raised.")
+    note = models.TextField(blank=True, max_length=2000)
+    bug_url = models.URLField("bug link", blank=True, max_length=500)
+    noted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    noted_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product_name", "tool", "digest"], name="failure_signature_unique")
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class CaseTrack(models.Model):
+    """A case's recent outcomes on one product version with one tool, oldest first, one letter a run: P passed,
+    R passed after a retry, F failed, E error. Kept as each task's report is built (execution.flaky), with what
+    they say over the last TESTHUB_FLAKY_RUNS runs, so no request reads history to know a case is flaky."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="case_tracks", db_index=False)
+    tool = models.ForeignKey(TestTool, on_delete=models.CASCADE, related_name="case_tracks")
+    name = models.CharField(max_length=CASE_NAME_MAX_LENGTH)
+    outcomes = models.CharField(max_length=100, help_text="Oldest first: P passed, R after a retry, F failed, E error.")
+    last_task_id = models.BigIntegerField()
+    runs = models.PositiveSmallIntegerField(help_text="Runs in the window (the last TESTHUB_FLAKY_RUNS).")
+    flips = models.PositiveSmallIntegerField(help_text="Changes between passing and failing in the window.")
+    flip_rate = models.FloatField(help_text="flips / (runs - 1).")
+    flaky = models.BooleanField(help_text="In the window it both passed and failed, or passed only after a retry.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "tool", "name"], name="case_track_unique")]
+        indexes = [
+            models.Index(
+                fields=["product", "tool", "-flip_rate", "name"], name="case_track_flaky", condition=Q(flaky=True)
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.name} on {self.product_id}/{self.tool_id}: {self.outcomes}"
+
+
+class MutedCase(RevisedModel):
+    """A known flaky case a lab manager muted for a product (any version) and tool: it still runs and is recorded,
+    is shown as muted, and is left out of the success rate (the report counts it beside the rate)."""
+
+    revision_topic = TASKS
+    product_name = models.CharField(max_length=100)
+    tool = models.ForeignKey(TestTool, on_delete=models.CASCADE, related_name="muted_cases")
+    name = models.CharField(max_length=CASE_NAME_MAX_LENGTH)
+    note = models.CharField(max_length=500, blank=True, help_text="Why: a bug link, who is on it.")
+    muted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    muted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product_name", "tool_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["product_name", "tool", "name"], name="muted_case_unique")]
+
+    def __str__(self):
+        return f"{self.name} ({self.product_name}, muted)"

@@ -10,13 +10,14 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from api.errors import Conflict, DomainError, NoCapableNode
+from accounts.roles import is_lab_manager
+from api.errors import Conflict, DomainError, Forbidden, NoCapableNode
 from catalog.models import Product, TestTool
 from catalog.services import product_tools_require
 from execution.counts import cases_move, task_counts_repair
 from execution.dispatch import capability_dispatch, task_chord_close, task_chord_open
 from execution.jobs import cases_publish_again
-from execution.models import Case, Task, TaskTemplate
+from execution.models import Case, FailureSignature, MutedCase, Task, TaskTemplate
 from execution.tasks import dispatch_task
 from execution.validators import InvalidCases, case_names_check
 from execution.webhooks import webhook_target
@@ -436,3 +437,31 @@ def template_run_scheduled(*, template_id: int) -> None:
         TaskTemplate.objects.filter(pk=template.pk).update(last_run_error=error.message[:1000])
         return
     TaskTemplate.objects.filter(pk=template.pk).exclude(last_run_error="").update(last_run_error="")
+
+
+def failure_signature_note(*, signature: FailureSignature, user: User, note: str, bug_url: str) -> FailureSignature:
+    """A tester's note or bug link on a failure signature, shown with every failure that has it from now on."""
+    signature.note, signature.bug_url = note, bug_url
+    signature.noted_by, signature.noted_at = user, timezone.now()
+    signature.save(update_fields=["note", "bug_url", "noted_by", "noted_at"])
+    return signature
+
+
+def case_mute(*, user: User, product_name: str, tool: TestTool, name: str, note: str = "") -> MutedCase:
+    """Mute a known flaky case for a product (any version) and tool: a lab manager's call."""
+    if not is_lab_manager(user):
+        raise Forbidden("Only lab managers mute cases.")
+    if not Product.objects.filter(name=product_name).exists():
+        raise DomainError(f"There is no product named {product_name!r}.")
+    muted, created = MutedCase.objects.get_or_create(
+        product_name=product_name, tool=tool, name=name, defaults={"note": note, "muted_by": user}
+    )
+    if not created:
+        raise Conflict(f"{name!r} is already muted for {product_name} with {tool}.")
+    return muted
+
+
+def case_unmute(*, user: User, muted: MutedCase) -> None:
+    if not is_lab_manager(user):
+        raise Forbidden("Only lab managers unmute cases.")
+    muted.delete()

@@ -17,6 +17,7 @@ class ReportSerializer(serializers.ModelSerializer):
     tool = serializers.IntegerField(source="task.tool_id", read_only=True)
     download_url = serializers.SerializerMethodField()
     success_rate_formula = serializers.SerializerMethodField()
+    rerun = serializers.SerializerMethodField(help_text="A rerun of some cases: not the product's pass rate.")
     by_node = serializers.SerializerMethodField(
         help_text="Each node's figures: its cases, their success rate and mean duration."
     )
@@ -36,6 +37,12 @@ class ReportSerializer(serializers.ModelSerializer):
             "failed",
             "errors",
             "not_run",
+            "muted",
+            "flaky_failures",
+            "rerun",
+            "compared_with",
+            "new_failures",
+            "fixed",
             "success_rate",
             "success_rate_formula",
             "duration_seconds",
@@ -44,6 +51,9 @@ class ReportSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_rerun(self, report: Report) -> bool:
+        return report.task.rerun_of_id is not None
 
     def get_success_rate_formula(self, report: Report) -> str:
         return SUCCESS_RATE_FORMULA

@@ -20,12 +20,25 @@ class Report(RevisedModel):
     failed = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     not_run = models.PositiveIntegerField(default=0, help_text="Cases cancelled before they ran.")
+    muted = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Cases that ran while muted: left out of the success rate, counted here."
+    )
+    flaky_failures = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Failed or errored cases known to be flaky."
+    )
+    compared_with = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The earlier full run the changes are counted against.",
+    )  # fmt: skip
+    new_failures = models.PositiveIntegerField(default=0, db_default=0, help_text="Passed in that run, fail now.")
+    fixed = models.PositiveIntegerField(default=0, db_default=0, help_text="Failed in that run, pass now.")
     success_rate = models.DecimalField(
         max_digits=5,
         decimal_places=2,
         null=True,
         blank=True,
-        help_text="passed / (passed + failed) x 100; errors and cases that never ran are counted apart.",
+        help_text="passed / (passed + failed) x 100, muted cases left out; errors and cases that never ran are "
+        "counted apart.",
     )
     duration_seconds = models.FloatField(null=True, blank=True)
     by_node = models.JSONField(default=list, blank=True, help_text="Per node: name, passed, failed, errors, total.")

@@ -11,23 +11,27 @@ from typing import Any, TypedDict
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet
+from django.db.models import Avg, Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import ProductTestResult
 from catalog.services import product_test_result_record
+from execution.comparison import change_counts, changed_cases, comparison_base
 from execution.counts import task_counts_repair
-from execution.models import Case, Task
+from execution.flaky import case_tracks_update
+from execution.models import Case, CaseTrack, MutedCase, Task
+from execution.results import failure_groups
 from reporting.models import Report
 from reporting.tasks import send_webhook
 from reporting.webhooks import webhook_targets
-from reporting.xlsx import write_workbook
+from reporting.xlsx import Table, write_workbook
 
 logger = logging.getLogger(__name__)
 
 SUCCESS_RATE_FORMULA = (
-    "success rate = passed / (passed + failed) x 100. Errors (a timeout, or a machine that could not run "
-    "the case after every retry) and cases cancelled before they ran are counted on their own and left out."
+    "success rate = passed / (passed + failed) x 100, muted cases left out (counted beside it). Errors (a timeout, "
+    "or a machine that could not run the case after every retry) and cases cancelled before they ran are counted "
+    "on their own and left out."
 )
 
 
@@ -36,13 +40,24 @@ def success_rate(*, passed: int, failed: int) -> Decimal | None:
     return (Decimal(100) * passed / judged).quantize(Decimal("0.01")) if judged else None
 
 
-def _counts(cases: QuerySet[Case]) -> dict[str, int]:
+def _counts(task: Task, cases: QuerySet[Case]) -> dict[str, int]:
+    """The cases by status, and what the success rate counts: those not muted for the product and tool."""
+    muted = Q(name__in=MutedCase.objects.filter(product_name=task.product.name, tool=task.tool).values("name"))
+    ran = Q(status__in=[Case.Status.PASSED, Case.Status.FAILED, Case.Status.ERROR])
+    flaky = Q(
+        name__in=CaseTrack.objects.filter(product=task.product, tool=task.tool, flaky=True).values("name"),
+        status__in=[Case.Status.FAILED, Case.Status.ERROR],
+    )
     return cases.aggregate(
         total=Count("pk"),
         passed=Count("pk", filter=Q(status=Case.Status.PASSED)),
         failed=Count("pk", filter=Q(status=Case.Status.FAILED)),
         errors=Count("pk", filter=Q(status=Case.Status.ERROR)),
         not_run=Count("pk", filter=Q(status=Case.Status.CANCELLED)),
+        muted=Count("pk", filter=muted & ran),
+        rated_passed=Count("pk", filter=Q(status=Case.Status.PASSED) & ~muted),
+        rated_failed=Count("pk", filter=Q(status=Case.Status.FAILED) & ~muted),
+        flaky_failures=Count("pk", filter=flaky),
     )
 
 
@@ -97,6 +112,12 @@ class _Figures:
     started: datetime | None
     finished: datetime
     cancelled: bool
+    compared_with: Task | None
+    changes: dict[str, int] | None
+
+    @property
+    def success_rate(self) -> Decimal | None:
+        return success_rate(passed=self.counts["rated_passed"], failed=self.counts["rated_failed"])
 
     @property
     def duration(self) -> float | None:
@@ -116,6 +137,7 @@ def report_build(*, task_id: int) -> Report | None:
         return report
     try:
         task = report.task
+        case_tracks_update(task=task)  # first: this run's flaky marks count this run
         cases = Case.objects.filter(task=task)
         figures = _figures(task, cases)
         report.by_node = _by_node(cases)
@@ -152,17 +174,21 @@ def _report_claim(*, task_id: int) -> tuple[Report | None, bool]:
 
 def _figures(task: Task, cases: QuerySet[Case]) -> _Figures:
     span = cases.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    base = comparison_base(task=task)
     return _Figures(
-        counts=_counts(cases),
+        counts=_counts(task, cases),
         started=task.started_at or span["first"],
         finished=span["last"] or timezone.now(),
         cancelled=task.status == Task.Status.CANCELLING,
+        compared_with=base,
+        changes=change_counts(task_id=task.pk, before_id=base.pk) if base else None,
     )
 
 
 def _workbook_attach(report: Report, *, task: Task, cases: QuerySet[Case], figures: _Figures) -> None:
     """Write the .xlsx and store it as the report's file (the row is saved when the build finishes)."""
-    counts, rate = figures.counts, success_rate(passed=figures.counts["passed"], failed=figures.counts["failed"])
+    counts, rate = figures.counts, figures.success_rate
+    base = figures.compared_with
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"testhub-task-{task.pk}.xlsx"
         write_workbook(
@@ -171,26 +197,115 @@ def _workbook_attach(report: Report, *, task: Task, cases: QuerySet[Case], figur
                 ("Task", f"#{task.pk} {task.name}"),
                 ("Product", str(task.product)),
                 ("Tool", str(task.tool)),
-                ("Outcome", "cancelled" if figures.cancelled else "finished"),
+                ("Run", _run_kind(task, cancelled=figures.cancelled)),
                 ("Cases", counts["total"]),
                 ("Passed", counts["passed"]),
                 ("Failed", counts["failed"]),
                 ("Errors", counts["errors"]),
                 ("Not run (cancelled)", counts["not_run"]),
                 ("Success rate (%)", float(rate) if rate is not None else "n/a"),
+                ("Muted (left out of the rate)", counts["muted"]),
+                ("Flaky failures", counts["flaky_failures"]),
                 ("Formula", SUCCESS_RATE_FORMULA),
+                ("Compared with", f"#{base.pk} {base.name} ({base.product})" if base else "no earlier full run"),
+                *((_CHANGE_LABELS[change], count) for change, count in (figures.changes or {}).items()),
                 ("Duration (s)", round(figures.duration, 3) if figures.duration is not None else None),
                 ("Started (UTC)", figures.started),
                 ("Finished (UTC)", figures.finished),
             ],
             counts=[(label, counts[key]) for key, label in _COUNT_LABELS],
-            cases=cases.order_by("pk")
-            .values_list("name", "status", "node__name", "started_at", "finished_at", "exit_code", "attempts")
-            .iterator(chunk_size=5000),
-            nodes=report.by_node,
+            tables=[
+                Table("Cases", _CASE_COLUMNS, _case_rows(task, cases)),
+                Table("Nodes", _NODE_COLUMNS, ([row[key] for key in _NODE_KEYS] for row in report.by_node)),
+                Table("Changes", _CHANGE_COLUMNS, _change_rows(task, base)),
+                Table("Flaky cases", _FLAKY_COLUMNS, _flaky_rows(task)),
+                Table("Failure groups", _GROUP_COLUMNS, _group_rows(task)),
+            ],
         )
         with path.open("rb") as workbook:
             report.file.save(path.name, File(workbook), save=False)
+
+
+_CASE_COLUMNS = [
+    ("case", 60), ("status", 10), ("node", 16), ("started (UTC)", 20), ("finished (UTC)", 20), ("duration (s)", 12),
+    ("exit code", 10), ("attempts", 9), ("failure", 60), ("failure group", 60), ("flaky", 7), ("muted", 7),
+]  # fmt: skip
+_NODE_KEYS = ("node", "total", "passed", "failed", "errors", "success_rate", "mean_duration")
+_NODE_COLUMNS = [
+    ("node", 20), ("total", 9), ("passed", 9), ("failed", 9), ("errors", 9), ("success rate (%)", 16),
+    ("mean duration (s)", 18),
+]  # fmt: skip
+_CHANGE_LABELS = {
+    "new_failures": "New failures", "fixed": "Fixed", "still_failing": "Still failing", "new_cases": "New cases",
+    "removed_cases": "No longer run", "slower": "Far slower", "faster": "Far faster",
+}  # fmt: skip
+_CHANGE_COLUMNS = [
+    ("case", 60), ("change", 16), ("status", 10), ("status before", 14), ("seconds", 10), ("seconds before", 15),
+]  # fmt: skip
+_FLAKY_COLUMNS = [
+    ("case", 60), ("runs", 7), ("flips", 7), ("flip rate", 10), ("recent (oldest first)", 22), ("failed here", 12),
+    ("muted", 7),
+]  # fmt: skip
+_GROUP_COLUMNS = [
+    ("failure group", 70), ("cases", 8), ("earlier runs", 13), ("first seen in task", 18), ("note", 40),
+    ("bug link", 40), ("first cases", 70),
+]  # fmt: skip
+
+
+def _case_rows(task: Task, cases: QuerySet[Case]):
+    flaky = CaseTrack.objects.filter(product=task.product, tool=task.tool, flaky=True, name=OuterRef("name"))
+    muted = MutedCase.objects.filter(product_name=task.product.name, tool=task.tool, name=OuterRef("name"))
+    rows = (
+        cases.annotate(flaky=Exists(flaky), muted=Exists(muted))
+        .order_by("pk")
+        .values_list(
+            *("name", "status", "node__name", "started_at", "finished_at", "exit_code", "attempts", "failure"),
+            *("signature__title", "flaky", "muted"),
+        )
+        .iterator(chunk_size=5000)
+    )
+    for name, status, node, started, finished, exit_code, attempts, failure, group, is_flaky, is_muted in rows:
+        duration = round((finished - started).total_seconds(), 3) if started and finished else None
+        yield (
+            name, status, node, started, finished, duration, exit_code, attempts, failure, group,
+            "flaky" if is_flaky else None, "muted" if is_muted else None,
+        )  # fmt: skip
+
+
+def _change_rows(task: Task, base: Task | None):
+    if base is None:
+        return
+    for row in changed_cases(task_id=task.pk, before_id=base.pk):
+        yield row.name, _CHANGE_LABELS[row.change], row.status, row.before_status, row.seconds, row.before_seconds
+
+
+def _flaky_rows(task: Task):
+    """The task's cases that are flaky on its product version and tool."""
+    names = Case.objects.filter(task=task).values("name")
+    failed_here = Case.objects.filter(
+        task=task, name=OuterRef("name"), status__in=[Case.Status.FAILED, Case.Status.ERROR]
+    )
+    muted = MutedCase.objects.filter(product_name=task.product.name, tool=task.tool, name=OuterRef("name"))
+    tracks = (
+        CaseTrack.objects.filter(product=task.product, tool=task.tool, flaky=True, name__in=names)
+        .annotate(failed_here=Exists(failed_here), muted=Exists(muted))
+        .order_by("-flip_rate", "name")
+    )
+    for track in tracks.iterator(chunk_size=5000):
+        yield (
+            track.name, track.runs, track.flips, round(track.flip_rate, 3), track.outcomes[-track.runs :],
+            "yes" if track.failed_here else None, "muted" if track.muted else None,
+        )  # fmt: skip
+
+
+def _group_rows(task: Task):
+    groups, _ = failure_groups(task=task)
+    for group in groups:
+        signature = group.signature
+        yield (
+            signature.title, group.cases, group.earlier_runs, group.first_task, signature.note, signature.bug_url,
+            "\n".join(group.case_names),
+        )  # fmt: skip
 
 
 def _report_finish(report: Report, *, task: Task, figures: _Figures) -> Report:
@@ -198,10 +313,13 @@ def _report_finish(report: Report, *, task: Task, figures: _Figures) -> Report:
     counts = figures.counts
     report.status = Report.Status.READY
     report.cancelled = figures.cancelled
-    for field, value in counts.items():
-        setattr(report, field, value)
-    report.success_rate = success_rate(passed=counts["passed"], failed=counts["failed"])
+    for field in ("total", "passed", "failed", "errors", "not_run", "muted", "flaky_failures"):
+        setattr(report, field, counts[field])
+    report.success_rate = figures.success_rate
     report.duration_seconds = figures.duration
+    report.compared_with = figures.compared_with
+    changes = figures.changes or {}
+    report.new_failures, report.fixed = changes.get("new_failures", 0), changes.get("fixed", 0)
     with transaction.atomic():
         report.save()
         Task.objects.filter(pk=task.pk).update(
@@ -225,6 +343,14 @@ def _report_finish(report: Report, *, task: Task, figures: _Figures) -> Report:
             transaction.on_commit(partial(send_webhook.apply_async, (report.pk, target)))
     logger.info("task %s: report %s built (%s cases)", task.pk, report.pk, counts["total"])
     return report
+
+
+def _run_kind(task: Task, *, cancelled: bool) -> str:
+    if cancelled:
+        return "cancelled before every case ran: not the product's pass rate"
+    if task.rerun_of_id:
+        return f"rerun of some cases of task #{task.rerun_of_id}: not the product's pass rate"
+    return "full run"
 
 
 def _result_kind(task: Task, *, cancelled: bool) -> str:

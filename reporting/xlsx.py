@@ -1,11 +1,13 @@
-"""The report workbook: Summary (with a chart), Cases (every case, streamed) and Nodes.
+"""The report workbook: Summary (with a chart), then tables: every case (streamed), nodes, changes since the
+previous run, flaky cases and failure groups, each with its column widths and a filter on every column.
 
 Written in openpyxl's write-only mode, so 100,000 cases go through in constant memory. Text that people
 wrote (task and case names) is cleaned of what a spreadsheet cannot hold and always written as text: a case
 called `=HYPERLINK("http://...")` is shown, never evaluated.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -14,10 +16,16 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
-CASE_COLUMNS = ["case", "status", "node", "started (UTC)", "finished (UTC)", "duration (s)", "exit code", "attempts"]
-_NODE_KEYS = ("node", "total", "passed", "failed", "errors", "success_rate", "mean_duration")
-NODE_COLUMNS = ["node", "total", "passed", "failed", "errors", "success rate (%)", "mean duration (s)"]
+
+@dataclass(frozen=True)
+class Table:
+    """A sheet of rows under a header, each column (title, width in characters), with a filter on every column."""
+
+    title: str
+    columns: list[tuple[str, int]]
+    rows: Iterable[Sequence[object]]
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -36,7 +44,7 @@ def _text(sheet, value: str | None) -> Cell | None:
 
 def _value(sheet, value):
     if isinstance(value, str):
-        return _text(sheet, value)
+        return _text(sheet, value) if value else None
     return _naive_utc(value) if isinstance(value, datetime) else value
 
 
@@ -49,18 +57,26 @@ def _header(sheet, titles: list[str]) -> None:
     sheet.append(cells)
 
 
+def _table(workbook: Workbook, table: Table) -> None:
+    sheet = workbook.create_sheet(table.title)
+    for number, (_, width) in enumerate(table.columns, 1):
+        sheet.column_dimensions[get_column_letter(number)].width = width
+    _header(sheet, [title for title, _ in table.columns])
+    rows = 1
+    for row in table.rows:
+        sheet.append([_value(sheet, value) for value in row])
+        rows += 1
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(table.columns))}{rows}"
+
+
 def write_workbook(
-    path: Path,
-    *,
-    summary: list[tuple[str, object]],
-    counts: list[tuple[str, int]],
-    cases: Iterable[tuple],
-    nodes: list[dict],
+    path: Path, *, summary: list[tuple[str, object]], counts: list[tuple[str, int]], tables: list[Table]
 ) -> None:
+    """Summary (with a chart of the counts), then each table on a sheet of its own."""
     workbook = Workbook(write_only=True)
 
     sheet = workbook.create_sheet("Summary")
-    sheet.column_dimensions["A"].width = 22
+    sheet.column_dimensions["A"].width = 24
     sheet.column_dimensions["B"].width = 60
     for label, value in summary:
         sheet.append([label, _value(sheet, value)])
@@ -78,18 +94,8 @@ def write_workbook(
     last_row = first_count_row + len(counts)
     chart.set_categories(Reference(sheet, min_col=1, min_row=first_count_row + 1, max_row=last_row))
     sheet.add_chart(chart, "D2")
+    sheet.auto_filter.ref = f"A{first_count_row}:B{last_row}"
 
-    sheet = workbook.create_sheet("Cases")
-    _header(sheet, CASE_COLUMNS)
-    for name, status, node, started, finished, exit_code, attempts in cases:
-        duration = round((finished - started).total_seconds(), 3) if started and finished else None
-        sheet.append(
-            [_text(sheet, name), status, node, _naive_utc(started), _naive_utc(finished), duration, exit_code, attempts]
-        )
-
-    sheet = workbook.create_sheet("Nodes")
-    _header(sheet, NODE_COLUMNS)
-    for row in nodes:
-        sheet.append([_value(sheet, row[key]) for key in _NODE_KEYS])
-
+    for table in tables:
+        _table(workbook, table)
     workbook.save(path)

@@ -199,6 +199,13 @@ TESTHUB_DISPATCH_GRACE_SECONDS = env_int("TESTHUB_DISPATCH_GRACE_SECONDS", 120)
 # seconds (0: never), so a priority-0 task competes with priority-9 ones after 9 of them (execution.scheduling).
 TESTHUB_DISPATCH_SECONDS = env_int("TESTHUB_DISPATCH_SECONDS", 2)
 TESTHUB_PRIORITY_AGING_SECONDS = env_int("TESTHUB_PRIORITY_AGING_SECONDS", 600)
+# A case is flaky on a product version and tool when, within its last this many runs there (at most 100), it
+# both passed and failed, or passed only after a retry (execution.flaky).
+TESTHUB_FLAKY_RUNS = min(100, max(2, env_int("TESTHUB_FLAKY_RUNS", 10)))
+# A case's duration changed enough to be shown when it took at least this many times as long (or as short) as in
+# the run compared with, and at least TESTHUB_DURATION_OUTLIER_SECONDS more (or less).
+TESTHUB_DURATION_OUTLIER_FACTOR = env_int("TESTHUB_DURATION_OUTLIER_FACTOR", 2)
+TESTHUB_DURATION_OUTLIER_SECONDS = env_int("TESTHUB_DURATION_OUTLIER_SECONDS", 1)
 # Workers send a heartbeat every 5 s; the control worker sweeps every TESTHUB_LIVENESS_SWEEP_SECONDS, so a node
 # whose worker stops answering is offline within OFFLINE_AFTER + SWEEP seconds (12 s by default).
 TESTHUB_NODE_OFFLINE_AFTER_SECONDS = env_int("TESTHUB_NODE_OFFLINE_AFTER_SECONDS", 10)

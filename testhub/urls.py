@@ -25,6 +25,15 @@ from execution.api import (
     TemplateViewSet,
     WebhookHostViewSet,
 )
+from execution.results_api import (
+    CaseHistoryView,
+    FailureGroupsView,
+    FlakyCaseList,
+    MutedCaseViewSet,
+    SignatureViewSet,
+    TaskCompareView,
+    VersionCompareView,
+)
 from nodes.api import NodeOperationViewSet, NodeViewSet
 from reporting.api import ReportViewSet
 from reporting.dashboard import DashboardView
@@ -41,6 +50,8 @@ router.register("cases", CaseViewSet, basename="case")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("reports", ReportViewSet, basename="report")
 router.register("webhook-hosts", WebhookHostViewSet, basename="webhook-host")
+router.register("failure-signatures", SignatureViewSet, basename="failure-signature")
+router.register("muted-cases", MutedCaseViewSet, basename="muted-case")
 
 
 @require_GET
@@ -76,6 +87,11 @@ urlpatterns = [
     path("api/capability/", CapabilityView.as_view(), name="capability"),
     path("api/case-names/", CaseNamesView.as_view(), name="case-names"),
     path("api/tasks/<int:pk>/cases/", TaskCaseList.as_view(), name="task-cases"),
+    path("api/tasks/<int:pk>/compare/", TaskCompareView.as_view(), name="task-compare"),
+    path("api/tasks/<int:pk>/failure-groups/", FailureGroupsView.as_view(), name="task-failure-groups"),
+    path("api/case-history/", CaseHistoryView.as_view(), name="case-history"),
+    path("api/version-compare/", VersionCompareView.as_view(), name="version-compare"),
+    path("api/flaky-cases/", FlakyCaseList.as_view(), name="flaky-cases"),
     path("api/", include(router.urls)),
     # The app's pages: any path but the API, admin, files and anything with a file extension (favicon.ico, ...).
     re_path(r"^(?!api/|admin/|static/|media/|metrics)(?P<path>[^.]*)$", frontend_page, name="frontend"),

@@ -34,16 +34,25 @@ def test_the_report_counts_errors_apart_from_the_success_rate(ended_task):
     ]
 
 
-def test_the_workbook_has_a_summary_with_a_chart_every_case_and_the_nodes(ended_task):
+def test_the_workbook_has_a_summary_with_a_chart_every_case_the_nodes_changes_flaky_cases_and_failure_groups(
+    ended_task,
+):
     report = report_build(task_id=ended_task.pk)
     workbook = load_workbook(report.file.path)
-    assert workbook.sheetnames == ["Summary", "Cases", "Nodes"]
+    assert workbook.sheetnames == ["Summary", "Cases", "Nodes", "Changes", "Flaky cases", "Failure groups"]
     summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(values_only=True) if row and row[0]}
     assert summary["Success rate (%)"] == 75.0 and "passed / (passed + failed)" in summary["Formula"]
     assert len(workbook["Summary"]._charts) == 1
     cases = list(workbook["Cases"].iter_rows(values_only=True))
     assert cases[0][:3] == ("case", "status", "node") and len(cases) == 6
     assert list(workbook["Nodes"].iter_rows(values_only=True))[1][:2] == ("lab-1", 5)
+
+
+def test_every_sheet_of_the_workbook_has_a_filter_and_column_widths(ended_task):
+    workbook = load_workbook(report_build(task_id=ended_task.pk).file.path)
+    for sheet in workbook:
+        assert sheet.auto_filter.ref, sheet.title
+        assert sheet.column_dimensions["A"].width > 10, sheet.title
 
 
 def test_building_twice_makes_one_report_and_one_product_result(ended_task):

@@ -123,6 +123,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/case-history/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description A case's results across runs of a product (any version) with a tool, newest first, a cursor page at a
+         *     time: the version, task, node, duration, attempts and the first line of each failure.
+         */
+        get: operations["case_history_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/case-names/": {
         parameters: {
             query?: never;
@@ -205,6 +225,94 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/failure-signatures/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Failure signatures; a tester may write a note or a bug link on one (PATCH), shown on every failure with it. */
+        get: operations["failure_signatures_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/failure-signatures/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Failure signatures; a tester may write a note or a bug link on one (PATCH), shown on every failure with it. */
+        get: operations["failure_signatures_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** @description Failure signatures; a tester may write a note or a bug link on one (PATCH), shown on every failure with it. */
+        patch: operations["failure_signatures_partial_update"];
+        trace?: never;
+    };
+    "/api/flaky-cases/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The flaky cases of a product version with a tool, most often flipping first. */
+        get: operations["flaky_cases_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/muted-cases/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Known flaky cases muted by lab managers: still run and recorded, left out of success rates. */
+        get: operations["muted_cases_list"];
+        put?: never;
+        /** @description Known flaky cases muted by lab managers: still run and recorded, left out of success rates. */
+        post: operations["muted_cases_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/muted-cases/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Known flaky cases muted by lab managers: still run and recorded, left out of success rates. */
+        get: operations["muted_cases_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Known flaky cases muted by lab managers: still run and recorded, left out of success rates. */
+        delete: operations["muted_cases_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -647,6 +755,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/compare/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description What changed since another run: new failures, fixed, still failing, new cases, cases no longer run, and
+         *     cases that took far longer or shorter. By default against the latest earlier finished full run of the same
+         *     product name and tool.
+         */
+        get: operations["tasks_compare_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/failure-groups/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The task's failed and errored cases grouped by the cause their logs show, biggest group first; list a
+         *     group's cases with /api/tasks/{id}/cases/?signature=<id>.
+         */
+        get: operations["tasks_failure_groups_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/rerun/": {
         parameters: {
             query?: never;
@@ -805,6 +954,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/version-compare/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Two versions of a product compared by their latest finished full runs with a tool. */
+        get: operations["version_compare_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/webhook-hosts/": {
         parameters: {
             query?: never;
@@ -891,6 +1057,14 @@ export interface components {
             readonly finished_at: string | null;
             /** Format: double */
             readonly duration_seconds: number | null;
+            /** @description The first line of its failure. */
+            readonly failure: string;
+            /** @description Its failure group's cause. */
+            readonly signature: components["schemas"]["CaseSignature"] | null;
+            /** @description Flaky on this product version and tool (execution.flaky). */
+            readonly flaky: boolean;
+            /** @description Muted for this product and tool: left out of success rates. */
+            readonly muted: boolean;
         };
         CaseCounts: {
             total: number;
@@ -903,6 +1077,17 @@ export interface components {
         };
         CaseNames: {
             results: string[];
+        };
+        CaseSignature: {
+            readonly id: number;
+            /** @description The normalised error line, and where it was raised. */
+            readonly title: string;
+            readonly note: string;
+            /**
+             * Bug link
+             * Format: uri
+             */
+            readonly bug_url: string;
         };
         /**
          * @description * `queued` - Queued
@@ -920,6 +1105,63 @@ export interface components {
          * @enum {string}
          */
         CasesEnum: "failed" | "all";
+        /**
+         * @description * `new_failures` - new_failures
+         *     * `fixed` - fixed
+         *     * `still_failing` - still_failing
+         *     * `new_cases` - new_cases
+         *     * `removed_cases` - removed_cases
+         *     * `slower` - slower
+         *     * `faster` - faster
+         * @enum {string}
+         */
+        ChangeEnum: "new_failures" | "fixed" | "still_failing" | "new_cases" | "removed_cases" | "slower" | "faster";
+        ChangedCase: {
+            name: string;
+            change: components["schemas"]["ChangeEnum"];
+            now: components["schemas"]["ChangedSide"];
+            before: components["schemas"]["ChangedSide"];
+        };
+        ChangedSide: {
+            case: number | null;
+            status: string | null;
+            /** Format: double */
+            seconds: number | null;
+        };
+        ComparedTask: {
+            readonly id: number;
+            readonly name: string;
+            readonly product: number;
+            product_version: string;
+            readonly status: components["schemas"]["TaskStatusEnum"];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly finished_at: string | null;
+        };
+        Comparison: {
+            task: components["schemas"]["ComparedTask"];
+            compared_with: components["schemas"]["ComparedTask"] | null;
+            /** @description Cases per change. */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * @description The change listed.
+             *
+             *     * `new_failures` - new_failures
+             *     * `fixed` - fixed
+             *     * `still_failing` - still_failing
+             *     * `new_cases` - new_cases
+             *     * `removed_cases` - removed_cases
+             *     * `slower` - slower
+             *     * `faster` - faster
+             */
+            change: (components["schemas"]["ChangeEnum"] | components["schemas"]["NullEnum"]) | null;
+            results: components["schemas"]["ChangedCase"][];
+            /** @description More of this change follow: ask again with ?after=<this>. */
+            next_after: string | null;
+        };
         Csrf: {
             csrfToken: string;
         };
@@ -941,6 +1183,55 @@ export interface components {
             retiring: number;
             busy: number;
         };
+        FailureGroup: {
+            signature: components["schemas"]["Signature"];
+            cases: number;
+            /** @description The first few, in case order. */
+            case_names: string[];
+            /** @description Earlier tasks in which the same failure was seen. */
+            earlier_runs: number;
+            first_task: number | null;
+            last_task: number | null;
+        };
+        FailureGroups: {
+            /** @description How many groups in all (the biggest are listed). */
+            groups: number;
+            results: components["schemas"]["FailureGroup"][];
+        };
+        FlakyCase: {
+            readonly name: string;
+            /** @description Runs in the window (the last TESTHUB_FLAKY_RUNS). */
+            readonly runs: number;
+            /** @description Changes between passing and failing in the window. */
+            readonly flips: number;
+            /**
+             * Format: double
+             * @description flips / (runs - 1).
+             */
+            readonly flip_rate: number;
+            /** @description The outcomes in the window, oldest first (P, R, F, E). */
+            readonly recent: string;
+        };
+        /** @description One run of a case, as its history lists it. */
+        HistoryRun: {
+            readonly id: number;
+            readonly task: number;
+            task_name: string;
+            product_version: string;
+            readonly rerun: boolean;
+            readonly status: components["schemas"]["CaseStatusEnum"];
+            node_name?: string | null;
+            readonly attempts: number;
+            readonly exit_code: number | null;
+            /** Format: date-time */
+            readonly started_at: string | null;
+            /** Format: date-time */
+            readonly finished_at: string | null;
+            /** Format: double */
+            duration_seconds: number | null;
+            /** @description The first line of its failure. */
+            readonly failure: string;
+        };
         /**
          * @description * `pending` - Pending
          *     * `installing` - Installing
@@ -954,6 +1245,24 @@ export interface components {
             /** @description true: take no new cases (running ones finish); false: end it. */
             enabled: boolean;
             reason?: string;
+        };
+        MutedCase: {
+            readonly id: number;
+            product_name: string;
+            tool: number;
+            name: string;
+            /** @description Why: a bug link, who is on it. */
+            note?: string;
+            readonly muted_by: string | null;
+            /** Format: date-time */
+            readonly muted_at: string;
+        };
+        MutedCaseRequest: {
+            product_name: string;
+            tool: number;
+            name: string;
+            /** @description Why: a bug link, who is on it. */
+            note?: string;
         };
         Node: {
             readonly id: number;
@@ -1074,6 +1383,8 @@ export interface components {
          * @enum {string}
          */
         NodeStatusEnum: "unknown" | "online" | "offline" | "maintenance" | "quarantined" | "outdated" | "retiring";
+        /** @enum {unknown} */
+        NullEnum: null;
         PackageFileRequest: {
             /** Format: binary */
             file: string;
@@ -1092,6 +1403,51 @@ export interface components {
             results: components["schemas"]["Case"][];
             /** @example 123 */
             count: number | null;
+        };
+        PaginatedFlakyCaseList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["FlakyCase"][];
+        };
+        PaginatedHistoryRunList: {
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cD00ODY%3D"
+             */
+            next: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cj0xJnA9NDg3
+             */
+            previous: string | null;
+            results: components["schemas"]["HistoryRun"][];
+            /** @example 123 */
+            count: number | null;
+        };
+        PaginatedMutedCaseList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["MutedCase"][];
         };
         PaginatedNodeList: {
             /** @example 123 */
@@ -1152,6 +1508,21 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["Report"][];
+        };
+        PaginatedSignatureList: {
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cD00ODY%3D"
+             */
+            next: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cj0xJnA9NDg3
+             */
+            previous: string | null;
+            results: components["schemas"]["Signature"][];
+            /** @example 123 */
+            count: number | null;
         };
         PaginatedTaskList: {
             /**
@@ -1252,6 +1623,14 @@ export interface components {
         PatchedProductRequest: {
             name?: string;
             version?: string;
+        };
+        PatchedSignatureRequest: {
+            note?: string;
+            /**
+             * Bug link
+             * Format: uri
+             */
+            bug_url?: string;
         };
         PatchedTemplateRequest: {
             name?: string;
@@ -1415,9 +1794,21 @@ export interface components {
             readonly errors: number;
             /** @description Cases cancelled before they ran. */
             readonly not_run: number;
+            /** @description Cases that ran while muted: left out of the success rate, counted here. */
+            readonly muted: number;
+            /** @description Failed or errored cases known to be flaky. */
+            readonly flaky_failures: number;
+            /** @description A rerun of some cases: not the product's pass rate. */
+            readonly rerun: boolean;
+            /** @description The earlier full run the changes are counted against. */
+            readonly compared_with: number | null;
+            /** @description Passed in that run, fail now. */
+            readonly new_failures: number;
+            /** @description Failed in that run, pass now. */
+            readonly fixed: number;
             /**
              * Format: double
-             * @description passed / (passed + failed) x 100; errors and cases that never ran are counted apart.
+             * @description passed / (passed + failed) x 100, muted cases left out; errors and cases that never ran are counted apart.
              */
             readonly success_rate: number | null;
             readonly success_rate_formula: string;
@@ -1481,6 +1872,22 @@ export interface components {
             task: number;
             task_name: string;
             cases: number;
+        };
+        Signature: {
+            readonly id: number;
+            /** @description The normalised error line, and where it was raised. */
+            readonly title: string;
+            note?: string;
+            /**
+             * Bug link
+             * Format: uri
+             */
+            bug_url?: string;
+            readonly noted_by: string | null;
+            /** Format: date-time */
+            readonly noted_at: string | null;
+            /** Format: date-time */
+            readonly first_seen_at: string;
         };
         /**
          * @description * `unchecked` - Not checked yet
@@ -1953,6 +2360,39 @@ export interface operations {
             };
         };
     };
+    case_history_list: {
+        parameters: {
+            query: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description The case name. */
+                name: string;
+                /** @description Which field to use when ordering the results. */
+                ordering?: string;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                /** @description Any version of the product: its id. */
+                product: number;
+                /** @description A search term. */
+                search?: string;
+                tool: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedHistoryRunList"];
+                };
+            };
+        };
+    };
     case_names_retrieve: {
         parameters: {
             query: {
@@ -1989,6 +2429,7 @@ export interface operations {
                 page_size?: number;
                 /** @description A search term. */
                 search?: string;
+                signature?: number;
                 /**
                  * @description * `queued` - Queued
                  *     * `running` - Running
@@ -2080,6 +2521,212 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Dashboard"];
                 };
+            };
+        };
+    };
+    failure_signatures_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Which field to use when ordering the results. */
+                ordering?: string;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                /** @description A search term. */
+                search?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSignatureList"];
+                };
+            };
+        };
+    };
+    failure_signatures_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this failure signature. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Signature"];
+                };
+            };
+        };
+    };
+    failure_signatures_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this failure signature. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSignatureRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedSignatureRequest"];
+                "multipart/form-data": components["schemas"]["PatchedSignatureRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Signature"];
+                };
+            };
+        };
+    };
+    flaky_cases_list: {
+        parameters: {
+            query: {
+                /** @description Which field to use when ordering the results. */
+                ordering?: string;
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                product: number;
+                /** @description A search term. */
+                search?: string;
+                tool: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedFlakyCaseList"];
+                };
+            };
+        };
+    };
+    muted_cases_list: {
+        parameters: {
+            query?: {
+                /** @description Which field to use when ordering the results. */
+                ordering?: string;
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                product_name?: string;
+                /** @description A search term. */
+                search?: string;
+                tool?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedMutedCaseList"];
+                };
+            };
+        };
+    };
+    muted_cases_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MutedCaseRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["MutedCaseRequest"];
+                "multipart/form-data": components["schemas"]["MutedCaseRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MutedCase"];
+                };
+            };
+        };
+    };
+    muted_cases_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this muted case. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MutedCase"];
+                };
+            };
+        };
+    };
+    muted_cases_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A unique integer value identifying this muted case. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -3000,6 +3647,7 @@ export interface operations {
                 page_size?: number;
                 /** @description A search term. */
                 search?: string;
+                signature?: number;
                 /**
                  * @description * `queued` - Queued
                  *     * `running` - Running
@@ -3025,6 +3673,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PaginatedCaseList"];
+                };
+            };
+        };
+    };
+    tasks_compare_retrieve: {
+        parameters: {
+            query?: {
+                /** @description The page after this case name (a previous answer's next_after). */
+                after?: string;
+                /** @description Which change to list (default: the first with any). */
+                change?: "faster" | "fixed" | "new_cases" | "new_failures" | "removed_cases" | "slower" | "still_failing";
+                /** @description The task to compare with (default: the previous full run). */
+                with?: number;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comparison"];
+                };
+            };
+        };
+    };
+    tasks_failure_groups_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailureGroups"];
                 };
             };
         };
@@ -3445,6 +4142,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TestTool"];
+                };
+            };
+        };
+    };
+    version_compare_retrieve: {
+        parameters: {
+            query: {
+                /** @description The page after this case name (a previous answer's next_after). */
+                after?: string;
+                /** @description Which change to list (default: the first with any). */
+                change?: "faster" | "fixed" | "new_cases" | "new_failures" | "removed_cases" | "slower" | "still_failing";
+                /** @description Version B: the product's id. */
+                product: number;
+                tool: number;
+                /** @description Version A: another version of it, by id. */
+                with: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comparison"];
                 };
             };
         };

@@ -6,7 +6,16 @@ from django.utils.html import format_html, format_html_join
 from accounts.roles import LabAdminMixin, ReadOnlyAdminMixin
 from api.errors import DomainError
 from execution import services
-from execution.models import Case, RejectedEvent, ShareWeight, Task, TaskTemplate, WebhookHost
+from execution.models import (
+    Case,
+    FailureSignature,
+    MutedCase,
+    RejectedEvent,
+    ShareWeight,
+    Task,
+    TaskTemplate,
+    WebhookHost,
+)
 
 CASES_SHOWN_ON_TASK_PAGE = 200
 
@@ -188,3 +197,37 @@ class ShareWeightAdmin(LabAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "user", "group", "weight"]
     list_select_related = ["user", "group"]
     search_fields = ["user__username", "group__name"]
+
+
+@admin.register(MutedCase)
+class MutedCaseAdmin(LabAdminMixin, admin.ModelAdmin):
+    """Known flaky cases, muted: still run and recorded, left out of success rates (README: "What results mean")."""
+
+    list_display = ["name", "product_name", "tool", "note", "muted_by", "muted_at"]
+    list_filter = ["tool"]
+    list_select_related = ["tool", "muted_by"]
+    search_fields = ["name", "product_name", "note"]
+    fields = ["product_name", "tool", "name", "note"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.muted_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(FailureSignature)
+class FailureSignatureAdmin(LabAdminMixin, admin.ModelAdmin):
+    """What failures have in common; a note or bug link shows on every failure with it."""
+
+    list_display = ["title", "product_name", "tool", "bug_url", "first_seen_at"]
+    list_filter = ["tool"]
+    list_select_related = ["tool"]
+    search_fields = ["title", "note", "product_name"]
+    fields = ["title", "product_name", "tool", "note", "bug_url", "noted_by", "noted_at", "first_seen_at"]
+    readonly_fields = ["title", "product_name", "tool", "noted_by", "noted_at", "first_seen_at"]
+
+    def has_add_permission(self, request):
+        return False  # made by the recorder from failures' logs
+
+    def save_model(self, request, obj, form, change):
+        services.failure_signature_note(signature=obj, user=request.user, note=obj.note, bug_url=obj.bug_url)

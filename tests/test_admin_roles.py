@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import TESTERS
-from execution.models import RejectedEvent, ShareWeight, TaskTemplate
+from execution.models import FailureSignature, MutedCase, RejectedEvent, ShareWeight, TaskTemplate
 from nodes.models import Node, NodeOperation
 from tests.factories import CaseFactory, NodeToolFactory, ProductTestResultFactory, ReportFactory
 
@@ -31,6 +31,8 @@ def populated_lab():
     RejectedEvent.objects.create(node=node.name, reason="Invalid JSON", payload="{")
     NodeOperation.objects.create(node=node, node_name=node.name, kind="check")
     ShareWeight.objects.create(group=Group.objects.get(name=TESTERS), weight=2)
+    MutedCase.objects.create(product_name=product.name, tool=tool, name="noisy")
+    FailureSignature.objects.create(product_name=product.name, tool=tool, digest="0" * 40, title="Error: x")
 
 
 @pytest.fixture

@@ -92,16 +92,29 @@ def change_counts(*, task_id: int, before_id: int) -> dict[str, int]:
 
 
 def changed_cases(
-    *, task_id: int, before_id: int, change: str | None = None, after: str = "", limit: int | None = None
+    *,
+    task_id: int,
+    before_id: int,
+    change: str | None = None,
+    after: str = "",
+    limit: int | None = None,
+    most_per_change: int | None = None,
 ) -> Iterator[Changed]:
     """The changed cases, by change (in CHANGES order) then name; of one change only, after the name `after`,
-    at most `limit`, when given (a page)."""
+    at most `limit`, when given (a page); at most `most_per_change` of each change, when given."""
     order = "CASE change " + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(CHANGES)) + " END"
     where, params = ["change IS NOT NULL"], {"task": task_id, "before": before_id}
     if change is not None:
         where.append("change = %(change)s AND name > %(after)s")
         params.update(change=change, after=after)
-    sql = f"SELECT * FROM ({_joined()}) j WHERE {' AND '.join(where)} ORDER BY {order}, name"  # noqa: S608
+    place = "row_number() OVER (PARTITION BY change ORDER BY name) AS place" if most_per_change else "0 AS place"
+    if most_per_change:
+        where.append(f"place <= {int(most_per_change)}")
+    columns = "name, case_id, status, seconds, before_case, before_status, before_seconds, change"
+    sql = (
+        f"SELECT {columns} FROM (SELECT *, {place} FROM ({_joined()}) j WHERE change IS NOT NULL) k "  # noqa: S608
+        f"WHERE {' AND '.join(where)} ORDER BY {order}, name"
+    )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:

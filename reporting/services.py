@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -226,6 +227,8 @@ def _workbook_attach(report: Report, *, task: Task, cases: QuerySet[Case], figur
             report.file.save(path.name, File(workbook), save=False)
 
 
+# Beyond this many cases of one change (a renamed suite is 100,000 "new cases"), the sheet says how many more.
+CHANGES_LISTED = 5_000
 _CASE_COLUMNS = [
     ("case", 60), ("status", 10), ("node", 16), ("started (UTC)", 20), ("finished (UTC)", 20), ("duration (s)", 12),
     ("exit code", 10), ("attempts", 9), ("failure", 60), ("failure group", 60), ("flaky", 7), ("muted", 7),
@@ -273,10 +276,17 @@ def _case_rows(task: Task, cases: QuerySet[Case]):
 
 
 def _change_rows(task: Task, base: Task | None):
+    """The changed cases by change, at most CHANGES_LISTED of each (the API pages through the rest)."""
     if base is None:
         return
-    for row in changed_cases(task_id=task.pk, before_id=base.pk):
-        yield row.name, _CHANGE_LABELS[row.change], row.status, row.before_status, row.seconds, row.before_seconds
+    counts = change_counts(task_id=task.pk, before_id=base.pk)
+    rows = changed_cases(task_id=task.pk, before_id=base.pk, most_per_change=CHANGES_LISTED)
+    for change, changed in groupby(rows, key=lambda row: row.change):
+        for row in changed:
+            yield row.name, _CHANGE_LABELS[change], row.status, row.before_status, row.seconds, row.before_seconds
+        if counts[change] > CHANGES_LISTED:
+            more = counts[change] - CHANGES_LISTED
+            yield f"... and {more} more: GET /api/tasks/{task.pk}/compare/?change={change}", _CHANGE_LABELS[change]
 
 
 def _flaky_rows(task: Task):

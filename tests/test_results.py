@@ -364,3 +364,12 @@ def test_a_rerun_is_marked_and_does_not_replace_the_products_pass_rate(api, test
     assert product["latest_pass_rate"] == 50.0
     assert api.get(f"/api/reports/{rerun.report.pk}/").json()["rerun"] is True
     assert Product.objects.get(pk=calc.pk).test_results.count() == 2
+
+
+def test_the_workbook_lists_at_most_so_many_cases_of_one_change_and_says_how_many_more(calc, tool, monkeypatch):
+    monkeypatch.setattr("reporting.services.CHANGES_LISTED", 2)
+    _run(calc, tool, dict.fromkeys("abc", "passed"))
+    now = _run(calc, tool, dict.fromkeys("abc", "failed"))
+    rows = list(load_workbook(now.report.file.path)["Changes"].iter_rows(values_only=True))
+    assert [row[0] for row in rows[1:3]] == ["a", "b"]
+    assert rows[3][0].startswith("... and 1 more: GET /api/tasks/") and len(rows) == 4

@@ -167,6 +167,7 @@ export function createApiClient() {
     getText,
     post: <T>(url: string, body?: unknown) => write<T>("POST", url, body),
     put: <T>(url: string, body?: unknown) => write<T>("PUT", url, body),
+    patch: <T>(url: string, body?: unknown) => write<T>("PATCH", url, body),
     delete: <T = void>(url: string) => write<T>("DELETE", url),
     /** Called when an answer says the session is gone. */
     onUnauthenticated(handler: () => void) {

@@ -3,10 +3,14 @@ import { createApiClient } from "./client";
 import type {
   Capability,
   CaseLog,
+  MutedCase,
+  MutedCaseInput,
   Names,
   Node,
   NodeOperation,
   RerunChoice,
+  Signature,
+  SignatureInput,
   Task,
   TaskSubmit,
   Template,
@@ -29,6 +33,18 @@ export function withQuery(path: string, query: Record<string, QueryValue> = {}):
   }
   const search = params.toString();
   return search ? `${path}?${search}` : path;
+}
+
+/** `url` (which may already have a query) with more parameters, leaving out empty values as withQuery does. */
+export function addQuery(url: string, query: Record<string, QueryValue>): string {
+  const mark = url.indexOf("?");
+  const path = mark < 0 ? url : url.slice(0, mark);
+  const params = new URLSearchParams(mark < 0 ? "" : url.slice(mark + 1));
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== "" && value !== false) params.set(key, String(value));
+  }
+  const joined = params.toString();
+  return joined ? `${path}?${joined}` : path;
 }
 
 export const urls = {
@@ -56,6 +72,19 @@ export const urls = {
   templates: (query: Record<string, QueryValue> = {}) => withQuery("/api/templates/", query),
   template: (id: number) => `/api/templates/${id}/`,
   templateRuns: (id: number, query: Record<string, QueryValue> = {}) => withQuery(`/api/templates/${id}/runs/`, query),
+  /** What changed since another run (?with=, default the previous full run), one change a page (?change=, ?after=). */
+  taskCompare: (id: number, query: Record<string, QueryValue> = {}) => withQuery(`/api/tasks/${id}/compare/`, query),
+  /** Two versions of a product by their latest full runs with a tool: `product` is version B, `with` version A. */
+  versionCompare: (query: { product: number; with: number; tool: number } & Record<string, QueryValue>) =>
+    withQuery("/api/version-compare/", query),
+  failureGroups: (id: number) => `/api/tasks/${id}/failure-groups/`,
+  failureSignature: (id: number) => `/api/failure-signatures/${id}/`,
+  caseHistory: (product: number, tool: number, name: string, query: Record<string, QueryValue> = {}) =>
+    withQuery("/api/case-history/", { product, tool, name, ...query }),
+  flakyCases: (query: { product: number; tool: number } & Record<string, QueryValue>) =>
+    withQuery("/api/flaky-cases/", query),
+  mutedCases: (query: Record<string, QueryValue> = {}) => withQuery("/api/muted-cases/", query),
+  mutedCase: (id: number) => `/api/muted-cases/${id}/`,
 };
 
 export const auth = {
@@ -86,6 +115,17 @@ export const nodes = {
   deployWorker: (id: number) => api.post<NodeOperation>(`/api/nodes/${id}/deploy-worker/`),
   maintenance: (id: number, enabled: boolean, reason = "") =>
     api.post<Node>(`/api/nodes/${id}/maintenance/`, enabled ? { enabled, reason } : { enabled }),
+};
+
+export const signatures = {
+  /** Set a failure signature's note and bug link (an http(s) URL, or empty). */
+  update: (id: number, body: SignatureInput) => api.patch<Signature>(urls.failureSignature(id), body),
+};
+
+/** Muting is for lab managers: others get 403, a case muted already 409. */
+export const mutedCases = {
+  mute: (body: MutedCaseInput) => api.post<MutedCase>(urls.mutedCases(), body),
+  unmute: (id: number) => api.delete(urls.mutedCase(id)),
 };
 
 export const templates = {

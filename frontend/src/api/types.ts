@@ -5,8 +5,9 @@
  * (tests/test_frontend_types.py fails while schema.d.ts is behind the API). A shape that is wrong here is fixed where
  * the API describes it (its serializers and drf-spectacular annotations, e.g. execution/api.py), never by hand.
  *
- * Written by hand: the lists of statuses in the order the pages show them (checked against the schema's unions),
- * the page wrappers for any item, and what the UI builds itself (CaseLog).
+ * Written by hand: the lists of statuses and changes in the order the pages show them (checked against the schema's
+ * unions), the letters of a flaky case's recent outcomes, the page wrappers for any item, and what the UI builds
+ * itself (CaseLog).
  */
 import type { components } from "./schema";
 
@@ -33,6 +34,8 @@ export type TaskSubmit = Schemas["TaskSubmitRequest"];
 export type RerunChoice = Schemas["RerunRequest"]["cases"];
 
 export type Case = Schemas["Case"];
+/** A case's failure group in a case list: its cause, with the tester's note and bug link. */
+export type CaseSignature = Schemas["CaseSignature"];
 
 export type Product = Schemas["Product"];
 export type Tool = Schemas["TestTool"];
@@ -56,6 +59,23 @@ export type TemplateRun = Schemas["TemplateRun"];
 export type Capability = Schemas["Capability"];
 /** Case names from the latest runs of a product with a tool. */
 export type Names = Schemas["CaseNames"];
+
+/** What results mean: run-to-run and version comparison, failure groups, case history, flaky and muted cases. */
+export type Change = Schemas["ChangeEnum"];
+export type ChangedCase = Schemas["ChangedCase"];
+/** One side (now or before) of a changed case; `status` and `seconds` are null where the case did not run. */
+export type ChangedSide = Schemas["ChangedSide"];
+export type ComparedTask = Schemas["ComparedTask"];
+export type Comparison = Schemas["Comparison"];
+export type Signature = Schemas["Signature"];
+export type SignatureInput = Schemas["PatchedSignatureRequest"];
+export type FailureGroup = Schemas["FailureGroup"];
+export type FailureGroups = Schemas["FailureGroups"];
+/** One run of a case in its history (GET /api/case-history/). */
+export type HistoryRun = Schemas["HistoryRun"];
+export type FlakyCase = Schemas["FlakyCase"];
+export type MutedCase = Schemas["MutedCase"];
+export type MutedCaseInput = Schemas["MutedCaseRequest"];
 
 export type QueueDepth = Schemas["QueueDepth"];
 export type ReportSummary = Schemas["ReportSummary"];
@@ -88,7 +108,26 @@ export const NODE_STATUSES = allOf<DashboardNodeStatus>()([
   "retiring",
 ]);
 
-/** A page of a numbered list (products, tools, nodes, templates, a template's runs). */
+/** The changes a comparison counts, in the order the pages show them. */
+export const CHANGES = allOf<Change>()([
+  "new_failures",
+  "fixed",
+  "still_failing",
+  "new_cases",
+  "removed_cases",
+  "slower",
+  "faster",
+]);
+
+/**
+ * The letters of a flaky case's recent outcomes (FlakyCase.recent, oldest first): passed, passed after a retry,
+ * failed, error. The schema gives `recent` as a plain string, so this list is written by hand after
+ * execution/results_api.py.
+ */
+export const OUTCOMES = ["P", "R", "F", "E"] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** A page of a numbered list (products, tools, nodes, templates, a template's runs, flaky and muted cases). */
 export interface NumberedPage<T> {
   count: number;
   next: string | null;
@@ -96,7 +135,7 @@ export interface NumberedPage<T> {
   results: T[];
 }
 
-/** A page of a list that goes by cursor (tasks, a task's cases, all cases). */
+/** A page of a list that goes by cursor (tasks, a task's cases, all cases, a case's history). */
 export interface CursorPage<T> {
   /** null where counting is not cheap (all cases, filtered). */
   count: number | null;

@@ -39,13 +39,12 @@ def case_tracks_update(*, task: Task) -> None:
     tool; a task already added changes nothing (its report build may be repeated)."""
     window = settings.TESTHUB_FLAKY_RUNS
     table, case_table = CaseTrack._meta.db_table, Case._meta.db_table
-    fresh = _judged(_OUTCOME, window)
     merged_outcomes = f"right(track.outcomes || excluded.outcomes, {_KEPT})"
     merged = _judged(merged_outcomes, window)
     sql = f"""
         INSERT INTO {table} AS track (product_id, tool_id, name, outcomes, last_task_id, runs, flips, flip_rate, flaky)
         SELECT %(product)s, %(tool)s, c.name, {_OUTCOME}, %(task)s,
-               {fresh["runs"]}, {fresh["flips"]}, {fresh["flip_rate"]}, {fresh["flaky"]}
+               1, 0, 0, c.status = 'passed' AND c.attempts > 1  -- a first run: flaky only if it needed a retry
         FROM {case_table} c
         WHERE c.task_id = %(task)s AND c.status IN ('passed', 'failed', 'error')
         ORDER BY c.name

@@ -58,14 +58,17 @@ const waitingTask: TaskDetail = {
 };
 const report = {
   id: 4, task: 12, task_name: "nightly", product: 5, tool: 3, status: "ready", cancelled: false, total: 3, passed: 2,
-  failed: 1, errors: 0, not_run: 0, success_rate: 66.67, success_rate_formula: "passed / (passed + failed) x 100",
+  failed: 1, errors: 0, not_run: 0, muted: 1, flaky_failures: 1, rerun: false, compared_with: 9, new_failures: 1, fixed: 0,
+  success_rate: 66.67, success_rate_formula: "passed / (passed + failed) x 100",
   duration_seconds: 59, by_node: [], download_url: "http://testserver/api/reports/4/download/",
   created_at: "2025-01-01T10:01:00Z",
 } satisfies Report;
 const cases: Case[] = ["test_a", "test_b", "test_c"].map((name, index) => ({
   id: index + 1, task: 12, name, status: index === 2 ? "failed" : "passed", node: 1, node_name: "node-1", attempts: 1,
   exit_code: index === 2 ? 1 : 0, started_at: "2025-01-01T10:00:02Z", finished_at: "2025-01-01T10:00:03Z",
-  duration_seconds: 1,
+  duration_seconds: 1, failure: index === 2 ? "AssertionError: assert 1 == 2" : "",
+  signature: index === 2 ? { id: 7, title: "AssertionError: assert <n> == <n> (test_calc.py:12)", note: "", bug_url: "https://bugs.example.com/1" } : null,
+  flaky: index === 1, muted: index === 1,
 }));
 const node = {
   id: 1, name: "node-1", ip: "10.0.0.1", ssh_port: 22, username: "lab", has_password: true, has_private_key: false,

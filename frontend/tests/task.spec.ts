@@ -154,7 +154,7 @@ describe("the case table", () => {
 
   it("asks the server for 50 cases at a time, narrowed by status and name", async () => {
     const fetch = stubFetch({ "/api/tasks/12/cases/": () => jsonResponse(emptyPage) });
-    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, casesVersion: "" } });
+    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, casesVersion: "", product: 5, tool: 3 } });
     await settle();
     expect(String(fetch.mock.calls[0][0])).toBe("/api/tasks/12/cases/?page_size=50");
     await wrapper.get('input[data-test="case-search"]').setValue("login");
@@ -170,7 +170,7 @@ describe("the case table", () => {
       "/api/tasks/12/cases/?cursor=": () => jsonResponse({ count: 60, next: null, previous: "http://testserver/api/tasks/12/cases/?page_size=50", results: [] }),
       "/api/tasks/12/cases/": () => jsonResponse({ count: 60, next: `http://testserver${second}`, previous: null, results: [] }),
     });
-    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, casesVersion: "" } });
+    const { wrapper } = mountWithApp(CaseTable, { props: { taskId: 12, casesVersion: "", product: 5, tool: 3 } });
     await settle();
     expect(wrapper.get('[data-test="page-previous"]').attributes("disabled")).toBeDefined();
     await wrapper.get('[data-test="page-next"]').trigger("click");

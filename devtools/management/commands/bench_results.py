@@ -91,7 +91,7 @@ class Command(BaseCommand):
             [
                 ("case rows", f"{rows:,}", f"written in {written:.0f} s"),
                 (f"case history, first page ({runs:,} runs)", f"{history * 1000:.1f} ms", "target < 100 ms"),
-                ("case history, a page 200 runs deep", f"{history_deep * 1000:.1f} ms", "target < 100 ms"),
+                ("case history, a page of 200 runs", f"{history_deep * 1000:.1f} ms", "target < 100 ms"),
                 (f"compare two {big_cases:,}-case runs", f"{compare:.2f} s",
                  f"target < 2 s; {compared['counts']}"),
                 (f"flaky tracks kept at a {big_cases:,}-case report", f"{tracks:.2f} s", "once per task"),

@@ -103,7 +103,8 @@ def changed_cases(
     """The changed cases, by change (in CHANGES order) then name; of one change only, after the name `after`,
     at most `limit`, when given (a page); at most `most_per_change` of each change, when given."""
     order = "CASE change " + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(CHANGES)) + " END"
-    where, params = ["change IS NOT NULL"], {"task": task_id, "before": before_id}
+    where = ["change IS NOT NULL"]
+    params: dict[str, int | str] = {"task": task_id, "before": before_id}
     if change is not None:
         where.append("change = %(change)s AND name > %(after)s")
         params.update(change=change, after=after)

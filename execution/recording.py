@@ -28,8 +28,8 @@ from execution.events import (
     payload_text,
 )
 from execution.jobs import cases_publish_again
-from execution.models import Case, FailureSignature, RejectedEvent, Task
-from execution.signatures import failure_signature
+from execution.models import Case, RejectedEvent, Task
+from execution.signing import failures_sign
 from messaging import broker
 from messaging.revisions import TASKS, revisions_bump
 from nodes.models import Node
@@ -234,7 +234,7 @@ def _case_events_apply(case_events: list[CaseEvent], node_ids: dict[str, int]) -
     cases = _open_cases_locked({event.case_id for event in case_events})
     before = {pk: (case.status, case.node_id) for pk, case in cases.items()}
     changed, again = _cases_apply(case_events, cases, node_ids)
-    _failures_sign(changed.values())
+    failures_sign(changed.values())
     _cases_save(changed.values())
     _counts_follow(changed.values(), before, node_ids)
     if again:
@@ -275,37 +275,6 @@ def _counts_follow(cases, before: dict[int, tuple[str, int | None]], node_ids: d
         if case.status not in Case.OPEN_STATUSES:
             counts.timed(case.task_id, started_at=case.started_at, finished_at=case.finished_at)
     counts.save()
-
-
-def _failures_sign(cases) -> None:
-    """Each case that ended failed or errored gets its failure's first line and its signature, the group it
-    belongs to (execution.signatures), made here the first time it is seen for the product and tool."""
-    failing = [case for case in cases if case.status in (Case.Status.FAILED, Case.Status.ERROR)]
-    if not failing:
-        return
-    scopes = {
-        pk: (product_name, tool_id)
-        for pk, product_name, tool_id in Task.objects.filter(pk__in={case.task_id for case in failing}).values_list(
-            "pk", "product__name", "tool_id"
-        )
-    }
-    signed = [(case, scopes[case.task_id], failure_signature(case.log)) for case in failing]
-    titles = {(*scope, signature.digest): signature.title for _, scope, signature in signed}
-    # In key order: two recorders making the same new signatures at once wait for each other, never deadlock.
-    FailureSignature.objects.bulk_create(
-        [
-            FailureSignature(product_name=product_name, tool_id=tool_id, digest=digest, title=title)
-            for (product_name, tool_id, digest), title in sorted(titles.items())
-        ],
-        ignore_conflicts=True,
-    )
-    known = FailureSignature.objects.filter(digest__in={digest for _, _, digest in titles}).values_list(
-        "product_name", "tool_id", "digest", "pk"
-    )
-    ids = {(product_name, tool_id, digest): pk for product_name, tool_id, digest, pk in known}
-    for case, scope, signature in signed:
-        case.failure = signature.failure
-        case.signature_id = ids.get((*scope, signature.digest))
 
 
 def _hand_out_again(again: list[tuple[Case, CaseEvent]]) -> None:

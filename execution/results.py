@@ -64,18 +64,20 @@ def failure_groups(*, task: Task) -> tuple[list[FailureGroup], int]:
     )
     for signature_id, name in numbered:
         first_names[signature_id].append(name)
-    groups = [
-        FailureGroup(
-            signature=signatures[signature_id],
-            cases=row["cases"],
-            case_names=first_names[signature_id],
-            earlier_runs=earlier.get(signature_id, {}).get("runs", 0),
-            first_task=earlier.get(signature_id, {}).get("first"),
-            last_task=earlier.get(signature_id, {}).get("last"),
+    groups = []
+    for row in shown:
+        signature_id = row["signature"]
+        seen = earlier.get(signature_id)
+        groups.append(
+            FailureGroup(
+                signature=signatures[signature_id],
+                cases=row["cases"],
+                case_names=first_names[signature_id],
+                earlier_runs=seen["runs"] if seen else 0,
+                first_task=seen["first"] if seen else None,
+                last_task=seen["last"] if seen else None,
+            )
         )
-        for row in shown
-        for signature_id in [row["signature"]]
-    ]
     return groups, len(sized)
 
 

@@ -18,6 +18,7 @@ from execution.counts import cases_move, task_counts_repair
 from execution.dispatch import capability_dispatch, task_chord_close, task_chord_open
 from execution.jobs import cases_publish_again
 from execution.models import Case, FailureSignature, MutedCase, Task, TaskTemplate
+from execution.signing import failures_sign
 from execution.tasks import dispatch_task
 from execution.validators import InvalidCases, case_names_check
 from execution.webhooks import webhook_target
@@ -465,3 +466,22 @@ def case_unmute(*, user: User, muted: MutedCase) -> None:
     if not is_lab_manager(user):
         raise Forbidden("Only lab managers unmute cases.")
     muted.delete()
+
+
+def failures_sign_earlier(*, batch_size: int = 2000) -> int:
+    """Give a signature to the failed and errored cases recorded before signatures were (or that lost theirs),
+    oldest first, a batch per transaction; returns how many were signed."""
+    signed, after = 0, 0
+    while True:
+        with transaction.atomic():
+            cases = list(
+                Case.objects.select_for_update(skip_locked=True)
+                .filter(status__in=[Case.Status.FAILED, Case.Status.ERROR], signature__isnull=True, pk__gt=after)
+                .order_by("pk")
+                .only("pk", "task_id", "status", "log", "failure", "signature_id")[:batch_size]
+            )
+            if not cases:
+                return signed
+            failures_sign(cases)
+            Case.objects.bulk_update(cases, ["failure", "signature"], batch_size=batch_size)
+        signed, after = signed + len(cases), cases[-1].pk

@@ -5,6 +5,7 @@ Failures with one signature are one group (execution.results). Pure: no database
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TITLE_LIMIT = 300
@@ -28,7 +29,7 @@ _PYTHON_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<functi
 _SHORT_FRAME = re.compile(r"^(?P<file>[\w./\\-]+\.\w+):\d+:(?: in (?P<function>\S+))?")
 _AT_FRAME = re.compile(r"^\s*at (?P<function>[\w.$<>]+) ?\((?P<file>[^():]+)(:\d+)*\)")
 
-_NORMALISE = [
+_NORMALISE: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"), "<time>"),
     (re.compile(r"\b\d\d:\d\d:\d\d(\.\d+)?\b"), "<time>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "<id>"),

@@ -1,6 +1,6 @@
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -255,7 +255,7 @@ _GROUP_COLUMNS = [
 ]  # fmt: skip
 
 
-def _case_rows(task: Task, cases: QuerySet[Case]):
+def _case_rows(task: Task, cases: QuerySet[Case]) -> Iterator[tuple[object, ...]]:
     flaky = CaseTrack.objects.filter(product=task.product, tool=task.tool, flaky=True, name=OuterRef("name"))
     muted = MutedCase.objects.filter(product_name=task.product.name, tool=task.tool, name=OuterRef("name"))
     rows = (
@@ -275,7 +275,7 @@ def _case_rows(task: Task, cases: QuerySet[Case]):
         )  # fmt: skip
 
 
-def _change_rows(task: Task, base: Task | None):
+def _change_rows(task: Task, base: Task | None) -> Iterator[tuple[object, ...]]:
     """The changed cases by change, at most CHANGES_LISTED of each (the API pages through the rest)."""
     if base is None:
         return
@@ -289,7 +289,7 @@ def _change_rows(task: Task, base: Task | None):
             yield f"... and {more} more: GET /api/tasks/{task.pk}/compare/?change={change}", _CHANGE_LABELS[change]
 
 
-def _flaky_rows(task: Task):
+def _flaky_rows(task: Task) -> Iterator[tuple[object, ...]]:
     """The task's cases that are flaky on its product version and tool."""
     names = Case.objects.filter(task=task).values("name")
     failed_here = Case.objects.filter(
@@ -308,7 +308,7 @@ def _flaky_rows(task: Task):
         )  # fmt: skip
 
 
-def _group_rows(task: Task):
+def _group_rows(task: Task) -> Iterator[tuple[object, ...]]:
     groups, _ = failure_groups(task=task)
     for group in groups:
         signature = group.signature

@@ -373,3 +373,14 @@ def test_the_workbook_lists_at_most_so_many_cases_of_one_change_and_says_how_man
     rows = list(load_workbook(now.report.file.path)["Changes"].iter_rows(values_only=True))
     assert [row[0] for row in rows[1:3]] == ["a", "b"]
     assert rows[3][0].startswith("... and 1 more: GET /api/tasks/") and len(rows) == 4
+
+
+def test_failures_recorded_before_signatures_are_signed_by_a_command(calc, tool):
+    from django.core.management import call_command
+
+    run = _run(calc, tool, {"old": "failed", "fine": "passed"}, report=False)
+    run.cases.filter(name="old").update(log=ZERO_DIVISION.format(n=3))
+    call_command("sign_failures")
+    case = run.cases.get(name="old")
+    assert (case.failure, case.signature.title) == ("ZeroDivisionError: x", "ZeroDivisionError: x (in calc.py:divide)")
+    assert run.cases.get(name="fine").signature is None

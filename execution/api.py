@@ -56,8 +56,9 @@ class TaskSerializer(serializers.ModelSerializer):
         help_text="The task's own webhook: shown to the tester who submitted it and to lab managers; empty otherwise."
     )
     progress = serializers.FloatField(read_only=True, help_text="Percent of cases that have ended, 0 to 100.")
-    success_rate = serializers.FloatField(
-        read_only=True, allow_null=True, help_text="passed / (passed + failed) x 100 so far; null before either."
+    success_rate = serializers.SerializerMethodField(
+        help_text="passed / (passed + failed) x 100 so far; once reported, the report's (muted cases left out); "
+        "null before a case has passed or failed."
     )
     report = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     links = serializers.SerializerMethodField()
@@ -98,6 +99,12 @@ class TaskSerializer(serializers.ModelSerializer):
     def get_webhook_url(self, task) -> str:
         user = self.context["request"].user if "request" in self.context else None
         return task.webhook_url if user and (task.created_by_id == user.pk or is_lab_manager(user)) else ""
+
+    def get_success_rate(self, task) -> float | None:
+        report = getattr(task, "report", None)
+        if report is not None and report.status == report.Status.READY:
+            return float(report.success_rate) if report.success_rate is not None else None
+        return task.success_rate
 
     @extend_schema_field(TaskLinksSerializer)
     def get_links(self, task) -> dict:
@@ -142,7 +149,7 @@ class TaskSerializer(serializers.ModelSerializer):
                 "cancelled": task.cases_cancelled,
             },
             "progress": task.progress,
-            "success_rate": task.success_rate,
+            "success_rate": self.get_success_rate(task),
             "report": report.pk if report else None,
             "links": self.get_links(task),
             "created_at": moment(task.created_at),
@@ -370,7 +377,7 @@ class TaskViewSet(RevisionCachedAnswers, LookupUnfiltered, mixins.CreateModelMix
         return Task.objects.select_related("product", "tool", "created_by", "report").only(
             *(field.name for field in Task._meta.concrete_fields),
             *("product__name", "product__version", "tool__name", "tool__version", "created_by__username"),
-            *("report__id", "report__file"),
+            *("report__id", "report__file", "report__status", "report__success_rate"),
         )
 
     def get_serializer_class(self):

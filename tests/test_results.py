@@ -384,3 +384,9 @@ def test_failures_recorded_before_signatures_are_signed_by_a_command(calc, tool)
     case = run.cases.get(name="old")
     assert (case.failure, case.signature.title) == ("ZeroDivisionError: x", "ZeroDivisionError: x (in calc.py:divide)")
     assert run.cases.get(name="fine").signature is None
+
+
+def test_a_reported_tasks_success_rate_is_the_reports_muted_cases_left_out(api, lab_manager, calc, tool):
+    _mute(api, lab_manager, tool, name="noisy")
+    run = _run(calc, tool, {"noisy": "failed", "a": "passed"})
+    assert api.get(f"/api/tasks/{run.pk}/").json()["success_rate"] == 100.0

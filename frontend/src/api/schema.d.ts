@@ -1926,7 +1926,7 @@ export interface components {
             readonly progress: number;
             /**
              * Format: double
-             * @description passed / (passed + failed) x 100 so far; null before either.
+             * @description passed / (passed + failed) x 100 so far; once reported, the report's (muted cases left out); null before a case has passed or failed.
              */
             readonly success_rate: number | null;
             readonly report: number | null;
@@ -1963,7 +1963,7 @@ export interface components {
             readonly progress: number;
             /**
              * Format: double
-             * @description passed / (passed + failed) x 100 so far; null before either.
+             * @description passed / (passed + failed) x 100 so far; once reported, the report's (muted cases left out); null before a case has passed or failed.
              */
             readonly success_rate: number | null;
             readonly report: number | null;

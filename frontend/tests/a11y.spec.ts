@@ -10,6 +10,7 @@ import DashboardView from "@/views/DashboardView.vue";
 import LoginView from "@/views/LoginView.vue";
 import NodesView from "@/views/NodesView.vue";
 import SubmitView from "@/views/SubmitView.vue";
+import ProductView from "@/views/ProductView.vue";
 import TasksView from "@/views/TasksView.vue";
 import TaskView from "@/views/TaskView.vue";
 import TemplatesView from "@/views/TemplatesView.vue";
@@ -20,10 +21,14 @@ vi.mock("@/charts/ResultsChart.vue", async () => ({
   __esModule: true,
   default: (await import("vue")).defineComponent({ render: () => null }),
 }));
+vi.mock("@/charts/PassRateChart.vue", async () => ({
+  __esModule: true,
+  default: (await import("vue")).defineComponent({ render: () => null }),
+}));
 
 /** Serious and critical axe findings (colour contrast needs a real browser: the e2e suite checks it). */
-async function violations(wrapper: VueWrapper): Promise<string[]> {
-  const results = await axe.run(wrapper.element as Element, {
+async function violations(wrapper: VueWrapper | Element): Promise<string[]> {
+  const results = await axe.run("element" in wrapper ? (wrapper.element as Element) : wrapper, {
     rules: { "color-contrast": { enabled: false }, region: { enabled: false } },
   });
   return results.violations
@@ -132,6 +137,103 @@ describe("accessibility (axe, serious and critical)", () => {
     const { wrapper } = mountWithApp(TaskView, { props: { id: "12" } });
     await settle(10);
     expect(wrapper.get('[data-test="waiting-panel"]').text()).toContain("5 cases ahead");
+    expect(await violations(wrapper)).toEqual([]);
+    wrapper.unmount();
+  });
+
+  it("finds nothing in a task's changes, its failure groups with the note dialog open, and a case's history", async () => {
+    const side = (id: number, version: string) => ({
+      id, name: "nightly", product: 5, product_version: version, status: "finished", created_at: "2025-01-01T10:00:00Z",
+      finished_at: "2025-01-01T10:01:00Z",
+    });
+    const signature = {
+      id: 7, title: "AssertionError: assert <n> == <n> (test_calc.py:12)", note: "Rounding", bug_url: "https://bugs.example.com/1",
+      noted_by: "alice", noted_at: "2025-01-02T09:00:00Z", first_seen_at: "2025-01-01T10:00:00Z",
+    };
+    stubFetch({
+      "/api/tasks/12/cases/": () => jsonResponse({ count: 3, next: null, previous: null, results: cases }),
+      "/api/tasks/12/compare/": () =>
+        jsonResponse({
+          task: side(12, "1.0"), compared_with: side(9, "0.9"),
+          counts: { new_failures: 1, fixed: 0, still_failing: 0, new_cases: 1, removed_cases: 0, slower: 0, faster: 0 },
+          change: "new_failures", next_after: null,
+          results: [{ name: "test_c", change: "new_failures", now: { case: 3, status: "failed", seconds: 1 }, before: { case: 1, status: "passed", seconds: 1 } }],
+        }),
+      "/api/tasks/12/failure-groups/": () =>
+        jsonResponse({ groups: 1, results: [{ signature, cases: 1, case_names: ["test_c"], earlier_runs: 2, first_task: 4, last_task: 9 }] }),
+      "/api/case-history/": () =>
+        jsonResponse({
+          count: null, next: "http://testserver/api/case-history/?cursor=x", previous: null,
+          results: [{ id: 3, task: 12, task_name: "nightly", product_version: "1.0", rerun: false, status: "failed", node_name: "node-1",
+            attempts: 1, exit_code: 1, started_at: null, finished_at: "2025-01-01T10:00:03Z", duration_seconds: 1, failure: "AssertionError" }],
+        }),
+      "/api/tasks/12/": () => jsonResponse(task),
+      "/api/reports/4/": () => jsonResponse(report),
+    });
+    const { wrapper, router } = mountWithApp(TaskView, { props: { id: "12" } });
+    await settle(10);
+    await router.replace({ query: { tab: "changes" } });
+    await settle(10);
+    expect(wrapper.findAll('[data-test="compare-row"]')).toHaveLength(1);
+    expect(await violations(wrapper)).toEqual([]);
+
+    await router.replace({ query: { tab: "groups" } });
+    await settle(10);
+    await wrapper.get('[data-test="group-edit"]').trigger("click");
+    await settle();
+    expect(document.body.querySelector('[data-test="signature-dialog"]')).not.toBeNull();
+    expect(await violations(document.body)).toEqual([]);
+    (document.body.querySelector(".el-dialog__headerbtn") as HTMLElement).click();
+    await settle();
+
+    await router.replace({ query: {} });
+    await settle();
+    await wrapper.get('[data-test="case-history-open"]').trigger("click");
+    await settle();
+    expect(document.body.querySelectorAll('[data-test="history-row"]')).toHaveLength(1);
+    expect(await violations(document.body)).toEqual([]);
+    wrapper.unmount();
+    document.body.innerHTML = "";
+  });
+
+  it("finds nothing on a product page with its flaky cases (as a lab manager) and two versions compared", async () => {
+    const product = { id: 5, name: "calc", version: "1.0", tools: [3], file_name: "", download_url: null, latest_pass_rate: 90,
+      created_at: "2025-01-02T00:00:00Z", updated_at: "2025-01-02T00:00:00Z" };
+    const older = { ...product, id: 4, version: "0.9", created_at: "2025-01-01T00:00:00Z" };
+    const side = (id: number, version: string) => ({
+      id, name: "nightly", product: 5, product_version: version, status: "finished", created_at: "2025-01-01T10:00:00Z",
+      finished_at: "2025-01-01T10:01:00Z",
+    });
+    stubFetch({
+      "/api/auth/session/": () => jsonResponse({ id: 1, username: "admin", roles: ["lab_manager"], is_lab_manager: true }),
+      "/api/products/5/tools/": () => jsonResponse([{ id: 3, name: "pytest", version: "8", case_timeout: 600 }]),
+      "/api/products/5/test-result/": () => jsonResponse({ latest: null, history: [] }),
+      "/api/products/5/": () => jsonResponse(product),
+      "/api/products/?": () => jsonResponse({ count: 2, next: null, previous: null, results: [product, older] }),
+      "/api/tasks/": () => jsonResponse({ count: 0, next: null, previous: null, results: [] }),
+      "/api/flaky-cases/": () =>
+        jsonResponse({ count: 2, next: null, previous: null, results: [
+          { name: "test_a", runs: 10, flips: 5, flip_rate: 0.5556, recent: "PFPFRPEPFP" },
+          { name: "test_b", runs: 10, flips: 2, flip_rate: 0.2222, recent: "PPPPFPPPPP" },
+        ] }),
+      "/api/muted-cases/": () =>
+        jsonResponse({ count: 1, next: null, previous: null, results: [
+          { id: 1, product_name: "calc", tool: 3, name: "test_b", note: "BUG-1", muted_by: "admin", muted_at: "2025-01-03T00:00:00Z" },
+        ] }),
+      "/api/version-compare/": () =>
+        jsonResponse({
+          task: side(20, "1.0"), compared_with: side(15, "0.9"),
+          counts: { new_failures: 0, fixed: 1, still_failing: 0, new_cases: 0, removed_cases: 0, slower: 0, faster: 0 },
+          change: "fixed", next_after: null,
+          results: [{ name: "test_a", change: "fixed", now: { case: 3, status: "passed", seconds: 1 }, before: { case: 1, status: "failed", seconds: 1 } }],
+        }),
+    });
+    await authStore.login("admin", "secret");
+    const { wrapper } = mountWithApp(ProductView, { props: { id: "5" } });
+    await settle(10);
+    expect(wrapper.findAll('[data-test="flaky-row"]')).toHaveLength(2);
+    expect(wrapper.find('[data-test="unmute"]').exists()).toBe(true);
+    expect(wrapper.findAll('[data-test="compare-row"]')).toHaveLength(1);
     expect(await violations(wrapper)).toEqual([]);
     wrapper.unmount();
   });

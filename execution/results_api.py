@@ -3,7 +3,7 @@ cases and failure groups with their notes."""
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -59,11 +59,11 @@ class SignatureViewSet(LookupUnfiltered, mixins.UpdateModelMixin, viewsets.ReadO
 class HistoryRunSerializer(serializers.ModelSerializer):
     """One run of a case, as its history lists it."""
 
-    task_name = serializers.CharField(source="task.name")
-    product_version = serializers.CharField(source="task.product.version")
+    task_name = serializers.CharField(source="task.name", read_only=True)
+    product_version = serializers.CharField(source="task.product.version", read_only=True)
     rerun = serializers.SerializerMethodField()
-    node_name = serializers.CharField(source="node.name", allow_null=True, default=None)
-    duration_seconds = serializers.FloatField(allow_null=True)
+    node_name = serializers.CharField(source="node.name", read_only=True, allow_null=True, default=None)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = Case
@@ -115,7 +115,7 @@ class CaseHistoryView(RevisionCachedAnswers, generics.ListAPIView):
 
 class ChangedSideSerializer(serializers.Serializer):
     case = serializers.IntegerField(allow_null=True)
-    status = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=Case.Status.choices, allow_null=True)
     seconds = serializers.FloatField(allow_null=True)
 
 
@@ -135,10 +135,22 @@ class ComparedTaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ChangeCountsSerializer(serializers.Serializer):
+    """Cases per change (comparison.CHANGES)."""
+
+    new_failures = serializers.IntegerField()
+    fixed = serializers.IntegerField()
+    still_failing = serializers.IntegerField()
+    new_cases = serializers.IntegerField()
+    removed_cases = serializers.IntegerField()
+    slower = serializers.IntegerField()
+    faster = serializers.IntegerField()
+
+
 class ComparisonSerializer(serializers.Serializer):
     task = ComparedTaskSerializer()
     compared_with = ComparedTaskSerializer(allow_null=True)
-    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Cases per change.")
+    counts = ChangeCountsSerializer(help_text="Cases per change (all 0 when there is nothing to compare with).")
     change = serializers.ChoiceField(choices=comparison.CHANGES, allow_null=True, help_text="The change listed.")
     results = ChangedCaseSerializer(many=True)
     next_after = serializers.CharField(
@@ -149,7 +161,15 @@ class ComparisonSerializer(serializers.Serializer):
 def _comparison(request, *, task: Task, base: Task | None) -> dict:
     """The counts of each change, and a page of one change's cases (?change=, ?after=, in name order)."""
     if base is None:
-        return {"task": task, "compared_with": None, "counts": {}, "change": None, "results": [], "next_after": None}
+        counts = dict.fromkeys(comparison.CHANGES, 0)
+        return {
+            "task": task,
+            "compared_with": None,
+            "counts": counts,
+            "change": None,
+            "results": [],
+            "next_after": None,
+        }
     counts = comparison.change_counts(task_id=task.pk, before_id=base.pk)
     change = request.query_params.get("change") or next((name for name in comparison.CHANGES if counts[name]), None)
     if change is not None and change not in comparison.CHANGES:
@@ -294,16 +314,32 @@ class FailureGroupsView(CachedGet, APIView):
         return Response(FailureGroupsSerializer({"groups": count, "results": groups}).data)
 
 
+class MutedCaseSerializer(serializers.ModelSerializer):
+    muted_by = serializers.CharField(source="muted_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = MutedCase
+        fields = ["id", "product_name", "tool", "name", "note", "muted_by", "muted_at"]
+        read_only_fields = ["id", "muted_by", "muted_at"]
+        validators = []  # a case muted twice is a 409 from the service, which says so
+
+
 class FlakyCaseSerializer(serializers.ModelSerializer):
     recent = serializers.SerializerMethodField(help_text="The outcomes in the window, oldest first (P, R, F, E).")
+    muted = serializers.SerializerMethodField(help_text="Its mute for the product and tool, if a lab manager muted it.")
 
     class Meta:
         model = CaseTrack
-        fields = ["name", "runs", "flips", "flip_rate", "recent"]
+        fields = ["name", "runs", "flips", "flip_rate", "recent", "muted"]
         read_only_fields = fields
 
     def get_recent(self, track) -> str:
         return track.outcomes[-track.runs :]
+
+    @extend_schema_field(MutedCaseSerializer(allow_null=True))
+    def get_muted(self, track) -> dict | None:
+        muted = self.context.get("mutes", {}).get(track.name)
+        return MutedCaseSerializer(muted).data if muted else None
 
 
 class FlakyCaseList(RevisionCachedAnswers, generics.ListAPIView):
@@ -326,24 +362,24 @@ class FlakyCaseList(RevisionCachedAnswers, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return CaseTrack.objects.none()
-        product, tool = product_and_tool(self.request)
-        return CaseTrack.objects.filter(product=product, tool=tool, flaky=True).order_by("-flip_rate", "name")
+        self.product, self.tool = product_and_tool(self.request)
+        return CaseTrack.objects.filter(product=self.product, tool=self.tool, flaky=True).order_by("-flip_rate", "name")
 
-
-class MutedCaseSerializer(serializers.ModelSerializer):
-    muted_by = serializers.CharField(source="muted_by.username", read_only=True, allow_null=True, default=None)
-
-    class Meta:
-        model = MutedCase
-        fields = ["id", "product_name", "tool", "name", "note", "muted_by", "muted_at"]
-        read_only_fields = ["id", "muted_by", "muted_at"]
-        validators = []  # a case muted twice is a 409 from the service, which says so
+    def get_serializer(self, *args, **kwargs):
+        """With each page, its cases' mutes: one query."""
+        if args and kwargs.get("many"):
+            names = [track.name for track in args[0]]
+            mutes = MutedCase.objects.select_related("muted_by").filter(
+                product_name=self.product.name, tool=self.tool, name__in=names
+            )
+            kwargs["context"] = {**self.get_serializer_context(), "mutes": {muted.name: muted for muted in mutes}}
+        return super().get_serializer(*args, **kwargs)
 
 
 class MutedCaseFilter(django_filters.FilterSet):
     class Meta:
         model = MutedCase
-        fields = ["product_name", "tool"]
+        fields = ["product_name", "tool", "name"]
 
 
 class MutedCaseViewSet(

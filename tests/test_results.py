@@ -390,3 +390,17 @@ def test_a_reported_tasks_success_rate_is_the_reports_muted_cases_left_out(api, 
     _mute(api, lab_manager, tool, name="noisy")
     run = _run(calc, tool, {"noisy": "failed", "a": "passed"})
     assert api.get(f"/api/tasks/{run.pk}/").json()["success_rate"] == 100.0
+
+
+def test_a_muted_flaky_case_is_listed_with_its_mute(api, lab_manager, calc, tool):
+    for status in ["passed", "failed"]:
+        _run(calc, tool, {"t": status})
+    _mute(api, lab_manager, tool)
+    (case,) = api.get(f"/api/flaky-cases/?product={calc.pk}&tool={tool.pk}").json()["results"]
+    assert (case["muted"]["note"], case["muted"]["muted_by"]) == ("bug 12", lab_manager.username)
+
+
+def test_the_change_counts_are_all_zero_when_there_is_nothing_to_compare_with(api, tester, calc, tool):
+    counts = _changes(api, tester, _run(calc, tool, {"a": "passed"}))["counts"]
+    assert set(counts) == {"new_failures", "fixed", "still_failing", "new_cases", "removed_cases", "slower", "faster"}
+    assert set(counts.values()) == {0}

@@ -213,12 +213,9 @@ describe("accessibility (axe, serious and critical)", () => {
       "/api/tasks/": () => jsonResponse({ count: 0, next: null, previous: null, results: [] }),
       "/api/flaky-cases/": () =>
         jsonResponse({ count: 2, next: null, previous: null, results: [
-          { name: "test_a", runs: 10, flips: 5, flip_rate: 0.5556, recent: "PFPFRPEPFP" },
-          { name: "test_b", runs: 10, flips: 2, flip_rate: 0.2222, recent: "PPPPFPPPPP" },
-        ] }),
-      "/api/muted-cases/": () =>
-        jsonResponse({ count: 1, next: null, previous: null, results: [
-          { id: 1, product_name: "calc", tool: 3, name: "test_b", note: "BUG-1", muted_by: "admin", muted_at: "2025-01-03T00:00:00Z" },
+          { name: "test_a", runs: 10, flips: 5, flip_rate: 0.5556, recent: "PFPFRPEPFP", muted: null },
+          { name: "test_b", runs: 10, flips: 2, flip_rate: 0.2222, recent: "PPPPFPPPPP", muted:
+            { id: 1, product_name: "calc", tool: 3, name: "test_b", note: "BUG-1", muted_by: "admin", muted_at: "2025-01-03T00:00:00Z" } },
         ] }),
       "/api/version-compare/": () =>
         jsonResponse({

@@ -1105,6 +1105,16 @@ export interface components {
          * @enum {string}
          */
         CasesEnum: "failed" | "all";
+        /** @description Cases per change (comparison.CHANGES). */
+        ChangeCounts: {
+            new_failures: number;
+            fixed: number;
+            still_failing: number;
+            new_cases: number;
+            removed_cases: number;
+            slower: number;
+            faster: number;
+        };
         /**
          * @description * `new_failures` - new_failures
          *     * `fixed` - fixed
@@ -1124,7 +1134,7 @@ export interface components {
         };
         ChangedSide: {
             case: number | null;
-            status: string | null;
+            status: (components["schemas"]["CaseStatusEnum"] | components["schemas"]["NullEnum"]) | null;
             /** Format: double */
             seconds: number | null;
         };
@@ -1142,10 +1152,8 @@ export interface components {
         Comparison: {
             task: components["schemas"]["ComparedTask"];
             compared_with: components["schemas"]["ComparedTask"] | null;
-            /** @description Cases per change. */
-            counts: {
-                [key: string]: number;
-            };
+            /** @description Cases per change (all 0 when there is nothing to compare with). */
+            counts: components["schemas"]["ChangeCounts"];
             /**
              * @description The change listed.
              *
@@ -1211,16 +1219,18 @@ export interface components {
             readonly flip_rate: number;
             /** @description The outcomes in the window, oldest first (P, R, F, E). */
             readonly recent: string;
+            /** @description Its mute for the product and tool, if a lab manager muted it. */
+            readonly muted: components["schemas"]["MutedCase"] | null;
         };
         /** @description One run of a case, as its history lists it. */
         HistoryRun: {
             readonly id: number;
             readonly task: number;
-            task_name: string;
-            product_version: string;
+            readonly task_name: string;
+            readonly product_version: string;
             readonly rerun: boolean;
             readonly status: components["schemas"]["CaseStatusEnum"];
-            node_name?: string | null;
+            readonly node_name: string | null;
             readonly attempts: number;
             readonly exit_code: number | null;
             /** Format: date-time */
@@ -1228,7 +1238,7 @@ export interface components {
             /** Format: date-time */
             readonly finished_at: string | null;
             /** Format: double */
-            duration_seconds: number | null;
+            readonly duration_seconds: number | null;
             /** @description The first line of its failure. */
             readonly failure: string;
         };
@@ -2635,6 +2645,7 @@ export interface operations {
     muted_cases_list: {
         parameters: {
             query?: {
+                name?: string;
                 /** @description Which field to use when ordering the results. */
                 ordering?: string;
                 /** @description A page number within the paginated result set. */

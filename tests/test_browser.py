@@ -78,7 +78,9 @@ def task_status(page: Page):
 
 
 def case_row(page: Page, name: str):
-    return by_test(page, "case-row").filter(has=page.locator("td.name", has_text=re.compile(f"^{re.escape(name)}$")))
+    """The case's row, by its name (the name cell also holds its marks and the first line of its failure)."""
+    named = page.locator('[data-test="case-history-open"]', has_text=re.compile(f"^{re.escape(name)}$"))
+    return by_test(page, "case-row").filter(has=named)
 
 
 def node_row(page: Page, name: str):
@@ -210,5 +212,47 @@ def test_a_lab_manager_puts_a_node_in_maintenance_and_back_and_reads_the_page_in
     expect(node_status(page, "n2")).to_have_text("在线")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     visit.look("nodes-in-chinese")
+
+    visit.assert_accessible()
+
+
+def test_a_tester_sees_what_changed_since_the_last_run_groups_its_failures_notes_one_and_reads_a_cases_history(
+    visit, accounts
+):
+    page = visit.page
+    sign_in(visit, accounts.tester)
+    submit_task(visit, "Nightly", ["pass_a", "fail_b"])
+    expect(by_test(page, "report-download")).to_be_visible(timeout=LIVE)
+    task_id = submit_task(visit, "Nightly", ["pass_a", "fail_b", "fail_c"])
+    expect(by_test(page, "report-download")).to_be_visible(timeout=LIVE)
+    expect(by_test(page, "report-compared")).to_contain_text(f"#{task_id - 1}")
+    visit.look("report-compared")
+
+    # Since the previous full run: fail_c is new, fail_b still fails.
+    page.get_by_role("tab", name="Changes").click()
+    expect(by_test(page, "change-count-new_cases")).to_have_text("1")
+    expect(by_test(page, "change-count-still_failing")).to_have_text("1")
+    expect(by_test(page, "compare-row")).to_contain_text("fail_b")
+    visit.look("changes")
+
+    # Each failure's cause is a group; a note and a bug link on one stay with that cause.
+    page.get_by_role("tab", name="Failure groups").click()
+    expect(by_test(page, "failure-group")).to_have_count(2)
+    group = by_test(page, "failure-group").filter(has_text="fail_b")
+    expect(group.locator('[data-test="group-seen"]')).to_contain_text("1")
+    group.locator('[data-test="group-edit"]').click()
+    text_field(page, "signature-note").fill("Known since the rounding change")
+    text_field(page, "signature-bug-url").fill("https://bugs.example/42")
+    visit.look("note-dialog")
+    by_test(page, "signature-save").click()
+    expect(group.locator('[data-test="group-note"]')).to_contain_text("Known since the rounding change")
+    expect(group.locator('[data-test="group-bug"]')).to_have_attribute("href", "https://bugs.example/42")
+    visit.look("failure-groups")
+
+    # A case's history: both runs, newest first.
+    page.get_by_role("tab", name="Cases").click()
+    case_row(page, "fail_b").locator('[data-test="case-history-open"]').click()
+    expect(by_test(page, "history-row")).to_have_count(2)
+    visit.look("case-history")
 
     visit.assert_accessible()

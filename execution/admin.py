@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from accounts.roles import LabAdminMixin, ReadOnlyAdminMixin
 from api.errors import DomainError
@@ -18,15 +20,32 @@ from execution.models import (
 )
 
 CASES_SHOWN_ON_TASK_PAGE = 200
+LOG_SHOWN_CHARACTERS = 64 * 1024
+
+
+def _when(moment) -> str:
+    """A time as the rest of admin shows one (the site's time zone and format), or a dash."""
+    return date_format(localtime(moment), "DATETIME_FORMAT") if moment else "-"
+
+
+def _success_rate(task: Task) -> str:
+    """The report's rate once reported (muted cases left out), else the rate so far."""
+    report = getattr(task, "report", None)
+    rate = report.success_rate if report is not None and report.status == "ready" else task.success_rate
+    return "-" if rate is None else f"{float(rate):.2f}%"
 
 
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "name", "product", "tool", "priority", "status", "progress_shown", "created_by", "created_at"]
-    list_select_related = ["product", "tool", "created_by"]
+    list_display = [
+        "id", "name", "product", "tool", "priority", "status", "progress_shown", "success_rate_shown", "report_link",
+        "created_by", "created_at",
+    ]  # fmt: skip
+    list_select_related = ["product", "tool", "created_by", "report"]
     list_filter = ["status", "product", "tool", "priority"]
     search_fields = ["name", "created_by__username"]
     date_hierarchy = "created_at"
+    actions = ["cancel", "rerun_failed"]
     fields = [
         "name",
         "product",
@@ -37,6 +56,8 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_by",
         "rerun_of",
         "progress_shown",
+        "success_rate_shown",
+        "report_link",
         "counts",
         "created_at",
         "dispatched_at",
@@ -52,6 +73,21 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "-"
         return f"{task.cases_ended}/{task.cases_total} ({task.progress:.0f}%)"
 
+    @admin.display(description="success rate")
+    def success_rate_shown(self, task):
+        return _success_rate(task)
+
+    @admin.display(description="report")
+    def report_link(self, task):
+        report = getattr(task, "report", None)
+        if report is None:
+            return "-"
+        page = reverse("admin:reporting_report_change", args=[report.pk])
+        if not report.file:
+            return format_html('<a href="{}">{}</a>', page, report.get_status_display())
+        download = f"/api/reports/{report.pk}/download/"
+        return format_html('<a href="{}">{}</a> · <a href="{}">.xlsx</a>', page, report.get_status_display(), download)
+
     @admin.display(description="cases by status")
     def counts(self, task):
         return ", ".join(f"{status}: {getattr(task, f'cases_{status}')}" for status in Case.Status.values)
@@ -61,28 +97,51 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         cases = task.cases.defer("log").select_related("node")[:CASES_SHOWN_ON_TASK_PAGE]
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+            '<td><a href="{}">log</a></td></tr>',
             (
                 (
-                    c.name,
-                    c.status,
-                    c.node or "-",
-                    c.attempts,
-                    c.exit_code if c.exit_code is not None else "-",
-                    c.started_at or "-",
+                    reverse("admin:execution_case_change", args=[case.pk]),
+                    case.name,
+                    case.status,
+                    case.node or "-",
+                    case.attempts,
+                    case.exit_code if case.exit_code is not None else "-",
+                    _when(case.started_at),
+                    f"/api/cases/{case.pk}/log/",
                 )
-                for c in cases
+                for case in cases
             ),
         )
         all_cases = reverse("admin:execution_case_changelist") + f"?task__id__exact={task.pk}"
         return format_html(
             "<table><tr><th>case</th><th>status</th><th>node</th><th>attempts</th><th>exit code</th>"
-            "<th>started</th></tr>"
+            "<th>started</th><th></th></tr>"
             '{}</table><p><a href="{}">All {} cases, with filters</a></p>',
             rows,
             all_cases,
             task.cases_total,
         )
+
+    @admin.action(description="Cancel the selected tasks", permissions=["lab_manager"])
+    def cancel(self, request, queryset):
+        for task in queryset:
+            try:
+                services.task_cancel(task=task)
+            except DomainError as error:
+                self.message_user(request, f"{task}: {error.message}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{task}: cancelling.")
+
+    @admin.action(description="Rerun the failed and errored cases of the selected tasks", permissions=["lab_manager"])
+    def rerun_failed(self, request, queryset):
+        for task in queryset.select_related("product", "tool"):
+            try:
+                rerun = services.task_rerun(task=task, user=request.user, which="failed")
+            except DomainError as error:
+                self.message_user(request, f"{task}: {error.message}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{task}: rerun as task #{rerun.pk}.")
 
 
 @admin.register(Case)
@@ -92,12 +151,60 @@ class CaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "task__product", "task__tool", "node"]
     search_fields = ["name", "task__name"]
     raw_id_fields = ["task"]
+    fields = [
+        "name", "task", "status", "node", "attempts", "exit_code", "started_at", "finished_at", "failure",
+        "signature", "log_shown",
+    ]  # fmt: skip
+    readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("log")
+        return super().get_queryset(request).defer("log")  # read only where shown: one case's page
+
+    @admin.display(description="log")
+    def log_shown(self, case):
+        """The log as the tool printed it (monospace, its layout kept); a long one's tail first, where the error
+        is, with the whole log one click away."""
+        text = Case.objects.values_list("log", flat=True).get(pk=case.pk)
+        cut = len(text) > LOG_SHOWN_CHARACTERS
+        shown = text[-LOG_SHOWN_CHARACTERS:] if cut else text
+        download = f"/api/cases/{case.pk}/log/?download=1"
+        note = (
+            format_html("<p>The last {} of {} characters; the beginning is in the download.</p>", len(shown), len(text))
+            if cut
+            else ""
+        )
+        return format_html(
+            '{}<pre style="white-space: pre-wrap; font-family: monospace; max-height: 40em; overflow: auto; '
+            'padding: 0.5em; border: 1px solid var(--hairline-color);">{}</pre>'
+            '<p><a href="{}">Download the log</a></p>',
+            note,
+            shown or "(no output)",
+            download,
+        )
+
+
+class CaseLinesField(forms.CharField):
+    """The case names, one per line, as a tester writes them (a list of names in the model); blank lines are
+    dropped, and the rules of the API apply when the form is checked (execution.services.template_check)."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "cols": 80, "style": "font-family: monospace"})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else (value or "")
+
+    def to_python(self, value):
+        # Split on newlines only: any other line separator stays in its name, for the rules to refuse.
+        lines = (value or "").replace("\r\n", "\n").split("\n")
+        return [line.strip(" \t") for line in lines if line.strip(" \t")]
+
+    def validate(self, value):
+        if not value:
+            raise forms.ValidationError("Give at least one case name, one per line.")
 
 
 class TaskTemplateForm(forms.ModelForm):
+    cases = CaseLinesField(help_text="One case name per line, in the order they should run.")
+
     class Meta:
         model = TaskTemplate
         fields = ["name", "product", "tool", "cases", "priority", "case_timeout", "cron"]

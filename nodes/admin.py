@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.roles import LabAdminMixin
 from api.errors import DomainError
@@ -168,8 +169,7 @@ def _request(kind: str, done: str):
 @admin.register(Node)
 class NodeAdmin(LabAdminMixin, admin.ModelAdmin):
     form = NodeForm
-    list_display = ["name", "ip", "ssh_port", "status", "ssh_status", "worker_version", "slots", "product_count",
-                    "last_heartbeat"]  # fmt: skip
+    list_display = ["name", "address", "status", "heard", "ssh_shown", "worker_version", "slots", "product_count"]
     list_filter = ["status", "ssh_status", "managed", "installs__product", "installs__tools__tool"]
     search_fields = ["name", "ip"]
     readonly_fields = [
@@ -288,6 +288,26 @@ class NodeAdmin(LabAdminMixin, admin.ModelAdmin):
             self.message_user(
                 request, f"{node}: its worker is being stopped and its files deleted; the node goes when that is done."
             )
+
+    @admin.display(description="address", ordering="ip")
+    def address(self, node):
+        return node.ip if node.ssh_port == 22 else f"{node.ip}:{node.ssh_port}"
+
+    @admin.display(description="last heard", ordering="-last_heartbeat")
+    def heard(self, node):
+        """How long ago its worker's last heartbeat came, as a person says it."""
+        if node.last_heartbeat is None:
+            return "never"
+        seconds = max(0, int((timezone.now() - node.last_heartbeat).total_seconds()))
+        if seconds < 120:
+            return f"{seconds} s ago"
+        if seconds < 7200:
+            return f"{seconds // 60} min ago"
+        return f"{seconds // 3600} h ago" if seconds < 172800 else f"{seconds // 86400} days ago"
+
+    @admin.display(description="SSH", ordering="ssh_status")
+    def ssh_shown(self, node):
+        return node.get_ssh_status_display() if node.managed else "not managed"
 
     @admin.display(description="products", ordering="product_count")
     def product_count(self, node):

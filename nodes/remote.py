@@ -113,6 +113,12 @@ def node_target(node: Node) -> ssh.Target:
     )
 
 
+NOT_MANAGED = (
+    "Not managed over SSH: TestHub has no login to this machine, and its worker's heartbeats say how it is. "
+    "To check it from here, give the node a password or private key."
+)
+
+
 @contextmanager
 def _on_machine(node: Node, *, command_timeout: int | None = None):
     """An SSH session to the node. How the login went is recorded on the node; its first host key is pinned."""
@@ -125,6 +131,10 @@ def _on_machine(node: Node, *, command_timeout: int | None = None):
             _contact_record(node, host_key=session.host_key)
             yield session
     except ssh.ConnectError as error:
+        if not node.managed and not (node.password_encrypted or node.private_key_encrypted):
+            # Not a refused login: TestHub was never given one for this machine.
+            Node.objects.filter(pk=node.pk).update(ssh_status=SSHStatus.UNCHECKED, ssh_message=NOT_MANAGED)
+            raise ssh.ConnectError(SSHStatus.UNCHECKED, NOT_MANAGED) from error
         fields = {"ssh_status": error.status, "ssh_message": error.message[:1000]}
         if error.offered_host_key:
             fields["offered_host_key"] = error.offered_host_key

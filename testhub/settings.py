@@ -75,7 +75,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "testhub.admin.TestHubAdminConfig",  # django.contrib.admin with TestHub's site (testhub/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -118,7 +118,7 @@ WSGI_APPLICATION = "testhub.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "testhub" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -197,7 +197,7 @@ def test_saving_a_node_page_writes_only_what_the_page_changed(admin_client_of):
 def test_a_template_saved_in_admin_meets_the_case_name_rules_of_the_api(admin_client_of):
     link = ProductToolFactory()
     form = {"name": "nightly", "product": link.product.pk, "tool": link.tool.pk, "priority": 5, "cron": ""}
-    response = admin_client_of.post("/admin/execution/tasktemplate/add/", {**form, "cases": '["ok", "bad\\u0001name"]'})
+    response = admin_client_of.post("/admin/execution/tasktemplate/add/", {**form, "cases": "ok\nbad\x01name"})
     assert response.status_code == 200
     assert "U+0001" in response.content.decode()
     assert not TaskTemplate.objects.exists()
@@ -205,7 +205,7 @@ def test_a_template_saved_in_admin_meets_the_case_name_rules_of_the_api(admin_cl
 
 def test_a_template_saved_in_admin_must_use_one_of_the_products_tools(admin_client_of):
     link, stranger = ProductToolFactory(), ToolFactory()
-    form = {"name": "nightly", "product": link.product.pk, "tool": stranger.pk, "priority": 5, "cases": '["a"]'}
+    form = {"name": "nightly", "product": link.product.pk, "tool": stranger.pk, "priority": 5, "cases": "a"}
     response = admin_client_of.post("/admin/execution/tasktemplate/add/", form)
     assert response.status_code == 200
     assert "not linked" in response.content.decode()
@@ -214,8 +214,15 @@ def test_a_template_saved_in_admin_must_use_one_of_the_products_tools(admin_clie
 
 def test_a_template_saved_in_admin_gets_its_beat_entry(admin_client_of):
     link = ProductToolFactory()
-    form = {"name": "nightly", "product": link.product.pk, "tool": link.tool.pk, "priority": 5, "cases": '[" a "]'}
+    form = {"name": "nightly", "product": link.product.pk, "tool": link.tool.pk, "priority": 5, "cases": " a \r\n\n"}
     response = admin_client_of.post("/admin/execution/tasktemplate/add/", {**form, "cron": "0 3 * * *"})
     assert response.status_code == 302, response.content.decode()[:2000]
     template = TaskTemplate.objects.get()
     assert (template.cases, template.periodic_task.crontab.hour) == (["a"], "3")
+
+
+def test_a_templates_cases_are_edited_one_per_line_in_admin(admin_client_of):
+    link = ProductToolFactory()
+    template = TaskTemplate.objects.create(name="nightly", product=link.product, tool=link.tool, cases=["a", "b"])
+    page = admin_client_of.get(f"/admin/execution/tasktemplate/{template.pk}/change/").content.decode()
+    assert "\na\nb</textarea>" in page

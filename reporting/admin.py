@@ -14,8 +14,7 @@ _NODE_COLUMNS = [
 @admin.register(Report)
 class ReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "task", "status", "outcome", "total", "passed", "failed", "errors", "muted", "success_rate", "download",
-        "created_at",
+        "task", "status", "outcome", "total", "passed", "failed", "errors", "success_rate", "download", "created_at",
     ]  # fmt: skip
     list_select_related = ["task"]
     list_filter = ["status", "cancelled", "task__product", "task__tool"]

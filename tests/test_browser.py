@@ -256,3 +256,31 @@ def test_a_tester_sees_what_changed_since_the_last_run_groups_its_failures_notes
     visit.look("case-history")
 
     visit.assert_accessible()
+
+
+def test_a_lab_manager_finds_the_labs_state_its_runs_and_their_results_at_a_glance_in_admin(visit, accounts):
+    page = visit.page
+    sign_in(visit, accounts.lab_manager)
+    task_id = submit_task(visit, "Admin look", ["pass_a", "fail_b"])
+    expect(by_test(page, "report-download")).to_be_visible(timeout=LIVE)
+
+    visit.go("/admin/")
+    expect(page.locator("#lab-figures")).to_contain_text("Nodes online")
+    visit.look("admin-index")
+    visit.go("/admin/execution/task/")
+    expect(page.locator("#result_list")).to_contain_text("50.00%")
+    visit.look("admin-tasks")
+    visit.go(f"/admin/execution/task/{task_id}/change/")
+    visit.look("admin-task")
+    page.get_by_role("link", name="fail_b", exact=True).click()
+    expect(page.locator("pre")).to_contain_text("assertion failed in fail_b")
+    visit.look("admin-case-log")
+    visit.go("/admin/reporting/report/")
+    visit.look("admin-reports")
+    page.locator("#result_list tbody th a").first.click()
+    expect(page.locator("body")).to_contain_text("full run")
+    expect(page.locator("body")).to_contain_text("mean duration (s)")
+    visit.look("admin-report")
+    visit.go("/admin/nodes/node/")
+    expect(page.locator("#result_list")).to_contain_text("s ago")
+    visit.look("admin-nodes")

@@ -57,11 +57,18 @@ def latest_full_run(*, product: Product, tool: TestTool) -> Task | None:
     )
 
 
+def _seconds() -> str:
+    """A case's duration in seconds, in this database's SQL (the embedded default is SQLite)."""
+    if connection.vendor == "postgresql":
+        return "EXTRACT(EPOCH FROM finished_at - started_at)::float"
+    return "(julianday(finished_at) - julianday(started_at)) * 86400.0"
+
+
 def _joined() -> str:
     """Each case name of either task once, with its change (NULL: nothing worth saying)."""
     table = Case._meta.db_table
     factor, margin = settings.TESTHUB_DURATION_OUTLIER_FACTOR, settings.TESTHUB_DURATION_OUTLIER_SECONDS
-    one_task = f"""SELECT id, name, status, EXTRACT(EPOCH FROM finished_at - started_at)::float AS seconds
+    one_task = f"""SELECT id, name, status, {_seconds()} AS seconds
                    FROM {table} WHERE task_id = %(task)s AND status <> 'cancelled'"""  # noqa: S608
     before = one_task.replace("%(task)s", "%(before)s")
     return f"""

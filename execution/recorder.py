@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from execution.recording import DatabaseUnavailable, events_take
+from messaging.outage import Outage
 from worker.protocol import CONTROL_QUEUE, EVENTS_KEY
 
 logger = logging.getLogger(__name__)
@@ -50,33 +51,6 @@ def _alive_key(name: str) -> str:
     return f"testhub:recorder-alive:{name}"
 
 
-class Outage:
-    """Says when something stops working (once), that it still does not (once a minute), and when it is back."""
-
-    def __init__(self, what: str, *, every_seconds: float = 60):
-        self.what = what
-        self.every_seconds = every_seconds
-        self.since: float | None = None
-        self.next_report = 0.0
-
-    def failing(self, error: BaseException) -> None:
-        now = time.monotonic()
-        if self.since is None:
-            self.since, self.next_report = now, now + self.every_seconds
-            logger.error("%s stopped: %s; its events are kept and it retries every second", self.what, error)
-        elif now >= self.next_report:
-            self.next_report = now + self.every_seconds
-            logger.error("%s still stopped after %.0f s: %s", self.what, now - self.since, error)
-
-    def working(self) -> bool:
-        """True when this ends an outage."""
-        if self.since is None:
-            return False
-        logger.warning("%s working again after %.0f s", self.what, time.monotonic() - self.since)
-        self.since = None
-        return True
-
-
 class EventRecorder(threading.Thread):
     def __init__(self, *, redis_url: str, name: str):
         super().__init__(name="testhub-event-recorder", daemon=True)
@@ -85,7 +59,7 @@ class EventRecorder(threading.Thread):
         self.processing_key = processing_key(name)
         self.take = self.client.register_script(_TAKE)
         self.stopping = threading.Event()
-        self.outage = Outage("event recording")
+        self.outage = Outage("event recording", meanwhile="its events are kept and it retries every second", log=logger)
         self.next_adoption = 0.0
 
     def run(self):

@@ -68,7 +68,7 @@ def configure(celery_app: Celery) -> None:
         },
         beat_schedule=_periodic_tasks(settings),
         worker_hijack_root_logger=False,
-        beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+        beat_scheduler="testhub.beat:QuietDatabaseScheduler",
         timezone=settings.TIME_ZONE,
         broker_connection_timeout=3,  # a request that enqueues work must not hang on a missing broker
     )

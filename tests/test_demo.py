@@ -44,3 +44,17 @@ def test_the_demo_runs_again_on_the_data_an_earlier_run_left(first_run):
     with sqlite3.connect(tmp_path / "testhub.sqlite3") as database:  # as if it ran yesterday: nodes "online", silent
         database.execute("UPDATE nodes_node SET last_heartbeat = '2026-01-01 00:00:00'")
     assert "7 passed, 1 failed" in run_demo(tmp_path).stdout
+    # Each run starts its logs afresh, keeping the previous run's once.
+    logs = tmp_path / "demo" / "logs"
+    assert (logs / "control.log.1").is_file()
+    assert (logs / "control.log").stat().st_size < (logs / "control.log.1").stat().st_size * 3
+
+
+def test_the_demo_machines_run_their_cases_in_a_root_of_their_own(first_run):
+    tmp_path, _ = first_run
+    with sqlite3.connect(tmp_path / "testhub.sqlite3") as database:
+        logs = [log for (log,) in database.execute("SELECT log FROM execution_case")]
+    assert logs and all("warning" not in log.lower() for log in logs)
+    # Their pytest stops looking for its configuration there, whatever folders hold the data (./data by default
+    # sits in the project, beside TestHub's own pyproject.toml).
+    assert (tmp_path / "demo" / "pytest.ini").read_text().startswith("[pytest]")

@@ -404,3 +404,32 @@ def test_the_change_counts_are_all_zero_when_there_is_nothing_to_compare_with(ap
     counts = _changes(api, tester, _run(calc, tool, {"a": "passed"}))["counts"]
     assert set(counts) == {"new_failures", "fixed", "still_failing", "new_cases", "removed_cases", "slower", "faster"}
     assert set(counts.values()) == {0}
+
+
+@pytest.mark.parametrize("outcomes", ["P", "PF", "FP", "PFPFP", "PPRP", "EEFF", "PEPE", "FFFFFFFFPPPPPPP", "RRPPF"])
+def test_the_flaky_rule_reads_the_same_in_sql_and_in_python(outcomes):
+    from django.db import connection
+
+    from execution.flaky import _judged, judged
+
+    window = 5
+    sql = _judged("%(outcomes)s", window)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql['runs']}, {sql['flips']}, {sql['flip_rate']}, {sql['flaky']}", {"outcomes": outcomes}
+        )
+        in_sql = cursor.fetchone()
+    in_python = judged(outcomes, window)
+    assert in_sql == pytest.approx((in_python.runs, in_python.flips, in_python.flip_rate, in_python.flaky))
+
+
+def test_the_embedded_defaults_way_keeps_the_same_tracks(calc, tool):
+    from execution.flaky import _case_tracks_update_in_python
+
+    for status in ["passed", "failed", "passed"]:
+        run = _run(calc, tool, {"t": status, "u": "passed"}, report=False)
+        _case_tracks_update_in_python(run)
+        _case_tracks_update_in_python(run)  # a repeated build adds nothing
+    track = _track(calc, tool, "t")
+    assert (track.outcomes, track.runs, track.flips, track.flaky) == ("PFP", 3, 2, True)
+    assert not _track(calc, tool, "u").flaky

@@ -50,7 +50,10 @@ class Command(BaseCommand):
     def _start(self, argv: list[str], name: str, env: dict | None = None) -> subprocess.Popen:
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        log = (logs / f"{name}.log").open("ab")
+        path = logs / f"{name}.log"
+        if path.exists():  # each run starts its logs afresh; the previous run's are kept once, as <name>.log.1
+            path.replace(logs / f"{name}.log.1")
+        log = path.open("wb")
         process = subprocess.Popen(
             argv, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -88,6 +91,10 @@ class Command(BaseCommand):
 
     def _run(self, *, once: bool, port: int, flower_port: int):
         logins = demo_lab_seed(install_root=str(self.root))
+        self.root.mkdir(parents=True, exist_ok=True)
+        # The demo machines' folders are a root of their own: their pytest must not take TestHub's pyproject.toml
+        # (in the folders above) for its configuration, as a real machine's would not.
+        (self.root / "pytest.ini").write_text("[pytest]\n")
         for node in NODES:
             self._install(node)
         self._processes_start(port=port, flower_port=flower_port, flower_password=logins["admin"])

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -332,6 +333,7 @@ class FailureSignatureAdmin(LabAdminMixin, admin.ModelAdmin):
     search_fields = ["title", "note", "product_name"]
     fields = ["title", "product_name", "tool", "note", "bug_url", "noted_by", "noted_at", "first_seen_at"]
     readonly_fields = ["title", "product_name", "tool", "noted_by", "noted_at", "first_seen_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):
         return False  # made by the recorder from failures' logs

@@ -433,3 +433,12 @@ def test_the_embedded_defaults_way_keeps_the_same_tracks(calc, tool):
     track = _track(calc, tool, "t")
     assert (track.outcomes, track.runs, track.flips, track.flaky) == ("PFP", 3, 2, True)
     assert not _track(calc, tool, "u").flaky
+
+
+def test_the_workbooks_cases_sheet_marks_flaky_and_muted_cases(api, lab_manager, calc, tool):
+    _mute(api, lab_manager, tool, name="noisy")
+    _run(calc, tool, {"t": "passed", "noisy": "passed"})
+    run = _run(calc, tool, {"t": "failed", "noisy": "failed"})
+    rows = list(load_workbook(run.report.file.path)["Cases"].iter_rows(values_only=True))
+    marks = {row[0]: row[10:12] for row in rows[1:]}
+    assert marks == {"t": ("flaky", None), "noisy": ("flaky", "muted")}

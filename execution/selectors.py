@@ -8,7 +8,7 @@ from execution.models import Case, Task
 from execution.scheduling import aged_priority
 from messaging import broker
 from nodes.capabilities import capability_queue
-from nodes.models import InstallState, Node
+from nodes.models import InstallState, Node, NodeTool
 
 RECENT_TASKS_TIMED = 20  # the tasks whose case durations make the ETA
 
@@ -130,3 +130,13 @@ def _unusable(node: dict) -> str:
         return f"{node['name']}: the install is not ready or failed"
     why = f": {node['status_reason']}" if node["status_reason"] else ""
     return f"{node['name']} is {node['status']}{why}"
+
+
+def capability_queues_in_use() -> list[str]:
+    """Every capability queue a node has installed or an unfinished task waits on: what Flower and /metrics show."""
+    pairs = {
+        (install.node_product.product, install.tool)
+        for install in NodeTool.objects.select_related("node_product__product", "tool")
+    }
+    pairs |= {(task.product, task.tool) for task in Task.objects.unfinished().select_related("product", "tool")}
+    return sorted({capability_queue(product=product, tool=tool) for product, tool in pairs})

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 
 from accounts.roles import is_lab_manager
 from execution.models import Case, RejectedEvent, Task
+from execution.selectors import capability_queues_in_use
 from messaging import broker
-from nodes.capabilities import capability_queue
-from nodes.models import Node, NodeTool
+from nodes.models import Node
 from reporting.models import Report
 
 WINDOW = timedelta(hours=1)
@@ -29,15 +29,6 @@ def _by_status(name: str, documentation: str, queryset, choices) -> GaugeMetricF
     for status in choices:
         family.add_metric([status], counts.get(status, 0))
     return family
-
-
-def _capability_queues() -> list[str]:
-    pairs = {
-        (install.node_product.product, install.tool)
-        for install in NodeTool.objects.select_related("node_product__product", "tool")
-    }
-    pairs |= {(task.product, task.tool) for task in Task.objects.unfinished().select_related("product", "tool")}
-    return sorted({capability_queue(product=product, tool=tool) for product, tool in pairs})
 
 
 def _durations(name: str, documentation: str, seconds_query) -> GaugeMetricFamily:
@@ -52,7 +43,7 @@ def _durations(name: str, documentation: str, seconds_query) -> GaugeMetricFamil
 class TestHubCollector:
     def collect(self):
         depth = GaugeMetricFamily("testhub_queue_depth", "Cases waiting in a capability queue.", labels=["queue"])
-        for queue, waiting in broker.queue_depths(_capability_queues()).items():
+        for queue, waiting in broker.queue_depths(capability_queues_in_use()).items():
             depth.add_metric([queue], waiting)
         yield depth
         yield _by_status("testhub_cases", "Cases by status.", Case.objects.order_by(), Case.Status.values)

@@ -111,6 +111,9 @@ def test_every_control_plane_command_is_a_real_entry_point(name):
             assert hasattr(__import__(module, fromlist=["application"]), attribute or "application")
         elif words[:2] == ["python", "manage.py"]:
             assert words[2] in get_commands()
+        elif words[:2] == ["python", "-m"]:
+            module = __import__(words[2], fromlist=["main"])
+            assert callable(module.main), f"{name}: {words[2]} has no main()"
         else:
             pytest.fail(f"{name}: unknown command {words}")
 

@@ -122,7 +122,7 @@ class Command(BaseCommand):
         self._start([python, "-m", "gunicorn", "testhub.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"], "web")
         # The password through the environment: on the command line, `ps` would show it to everyone.
         flower_env = {**os.environ, "FLOWER_BASIC_AUTH": f"admin:{flower_password}"}
-        self._start([python, "-m", "celery", "-A", "testhub", "flower", f"--port={flower_port}", "--address=127.0.0.1"],
+        self._start([python, "-m", "testhub.flower", f"--port={flower_port}", "--address=127.0.0.1"],
                     "flower", flower_env)  # fmt: skip
 
     def _machines_wait(self) -> None:

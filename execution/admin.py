@@ -29,13 +29,6 @@ def _when(moment) -> str:
     return date_format(localtime(moment), "DATETIME_FORMAT") if moment else "-"
 
 
-def _success_rate(task: Task) -> str:
-    """The report's rate once reported (muted cases left out), else the rate so far."""
-    report = getattr(task, "report", None)
-    rate = report.success_rate if report is not None and report.status == "ready" else task.success_rate
-    return "-" if rate is None else f"{float(rate):.2f}%"
-
-
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -76,7 +69,8 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="success rate")
     def success_rate_shown(self, task):
-        return _success_rate(task)
+        rate = task.shown_success_rate
+        return "-" if rate is None else f"{rate:.2f}%"
 
     @admin.display(description="report")
     def report_link(self, task):

@@ -101,10 +101,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return task.webhook_url if user and (task.created_by_id == user.pk or is_lab_manager(user)) else ""
 
     def get_success_rate(self, task) -> float | None:
-        report = getattr(task, "report", None)
-        if report is not None and report.status == report.Status.READY:
-            return float(report.success_rate) if report.success_rate is not None else None
-        return task.success_rate
+        return task.shown_success_rate
 
     @extend_schema_field(TaskLinksSerializer)
     def get_links(self, task) -> dict:

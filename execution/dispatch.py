@@ -91,7 +91,7 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
         return 0
     on_capability = Task.objects.filter(product_id=sample.product_id, tool_id=sample.tool_id).unfinished()
     tasks = {task.pk: task for task in on_capability.select_related("product", "tool")}
-    now = timezone.now()
+    in_flight = {task.pk: _in_flight(task) for task in tasks.values()}
     waiting = [
         Waiting(
             task_id=task.pk,
@@ -99,18 +99,18 @@ def _queue_fill(sample: Task, *, queue: str) -> int:
             priority=task.priority,
             created_at=task.created_at,
             cases=task.cases_to_hand_out,
-            in_flight=_in_flight(task),
+            in_flight=in_flight[task.pk],
         )
         for task in tasks.values()
         if task.status in _HANDING_OUT
     ]
-    user_in_flight: dict[int | None, int] = {}
+    user_in_flight: Counter[int | None] = Counter()
     for task in tasks.values():
-        user_in_flight[task.created_by_id] = user_in_flight.get(task.created_by_id, 0) + _in_flight(task)
+        user_in_flight[task.created_by_id] += in_flight[task.pk]
     order = cases_pick(
         waiting=waiting,
         count=room,
-        now=now,
+        now=timezone.now(),
         aging_seconds=settings.TESTHUB_PRIORITY_AGING_SECONDS,
         user_in_flight=user_in_flight,
         weights=user_weights(user_ids={task.created_by_id for task in tasks.values()}),
@@ -146,11 +146,11 @@ def _cases_hand_out(tasks: dict[int, Task], *, order: list[int], queue: str) -> 
     if not parts:
         return 0
     broker.chord_parts_publish(queue=queue, priority=IN_TURN, parts=parts)
+    last_case_ids = {part.task_id: part.case_id for part in parts}  # each task's parts go out in case order
     for task_id, count in Counter(part.task_id for part in parts).items():
         task = tasks[task_id]
-        last_case_id = max(part.case_id for part in parts if part.task_id == task_id)
         Task.objects.filter(pk=task.pk, handed_out_through=task.handed_out_through, status__in=_HANDING_OUT).update(
-            handed_out_through=last_case_id,
+            handed_out_through=last_case_ids[task_id],
             cases_handed_out=F("cases_handed_out") + count,
             cases_to_hand_out=Greatest(F("cases_to_hand_out") - count, 0),
         )

@@ -110,6 +110,15 @@ class Task(RevisedModel):
         return round(100 * self.cases_passed / judged, 2) if judged else None
 
     @property
+    def shown_success_rate(self) -> float | None:
+        """The report's rate once the task is reported (muted cases left out), else the rate so far. Load the report
+        with the task (select_related) where many are shown."""
+        report = getattr(self, "report", None)
+        if report is not None and report.status == "ready":  # Report.Status.READY (reporting builds on this app)
+            return float(report.success_rate) if report.success_rate is not None else None
+        return self.success_rate
+
+    @property
     def mean_case_seconds(self) -> float | None:
         return self.cases_seconds / self.cases_timed if self.cases_timed else None
 

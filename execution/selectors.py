@@ -28,7 +28,7 @@ def task_waiting(task: Task) -> dict | None:
     in_queue = _queue_depth(queue)
     outranking, turns = _ahead_of(task)
     ahead = in_queue + outranking + turns
-    seconds = _mean_case_seconds(task)
+    seconds = capability_mean_case_seconds(product_id=task.product_id, tool_id=task.tool_id)
     starts, finishes = None, None
     if slots and seconds is not None:
         starts = round(ahead * seconds / slots)
@@ -72,10 +72,6 @@ def _ahead_of(task: Task) -> tuple[int, int]:
         elif theirs == mine and other.created_by_id != task.created_by_id and other.cases_queued:
             users_beside.add(other.created_by_id)
     return outranking, len(users_beside)
-
-
-def _mean_case_seconds(task: Task) -> float | None:
-    return capability_mean_case_seconds(product_id=task.product_id, tool_id=task.tool_id)
 
 
 def capability_mean_case_seconds(*, product_id: int, tool_id: int) -> float | None:

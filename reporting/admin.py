@@ -4,6 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.roles import ReadOnlyAdminMixin
 from reporting.models import Report
+from reporting.services import run_kind
 
 _NODE_COLUMNS = [
     ("node", "node"), ("total", "total"), ("passed", "passed"), ("failed", "failed"), ("errors", "errors"),
@@ -35,9 +36,7 @@ class ReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="outcome")
     def outcome(self, report):
         """Plain words: a cancelled run is a status, not a failure of the report."""
-        if report.cancelled:
-            return "cancelled before every case ran"
-        return "rerun of some cases" if report.task.rerun_of_id else "full run"
+        return run_kind(task=report.task, cancelled=report.cancelled)
 
     @admin.display(description="file")
     def download(self, report):

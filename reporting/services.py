@@ -198,7 +198,7 @@ def _workbook_attach(report: Report, *, task: Task, cases: QuerySet[Case], figur
                 ("Task", f"#{task.pk} {task.name}"),
                 ("Product", str(task.product)),
                 ("Tool", str(task.tool)),
-                ("Run", _run_kind(task, cancelled=figures.cancelled)),
+                ("Run", run_kind(task=task, cancelled=figures.cancelled)),
                 ("Cases", counts["total"]),
                 ("Passed", counts["passed"]),
                 ("Failed", counts["failed"]),
@@ -218,7 +218,7 @@ def _workbook_attach(report: Report, *, task: Task, cases: QuerySet[Case], figur
             tables=[
                 Table("Cases", _CASE_COLUMNS, _case_rows(task, cases)),
                 Table("Nodes", _NODE_COLUMNS, ([row[key] for key in _NODE_KEYS] for row in report.by_node)),
-                Table("Changes", _CHANGE_COLUMNS, _change_rows(task, base)),
+                Table("Changes", _CHANGE_COLUMNS, _change_rows(task, base, counts=figures.changes or {})),
                 Table("Flaky cases", _FLAKY_COLUMNS, _flaky_rows(task)),
                 Table("Failure groups", _GROUP_COLUMNS, _group_rows(task)),
             ],
@@ -279,11 +279,11 @@ def _case_rows(task: Task, cases: QuerySet[Case]) -> Iterator[tuple[object, ...]
         )  # fmt: skip
 
 
-def _change_rows(task: Task, base: Task | None) -> Iterator[tuple[object, ...]]:
-    """The changed cases by change, at most CHANGES_LISTED of each (the API pages through the rest)."""
+def _change_rows(task: Task, base: Task | None, *, counts: dict[str, int]) -> Iterator[tuple[object, ...]]:
+    """The changed cases by change, at most CHANGES_LISTED of each (the API pages through the rest); `counts`:
+    how many each change has."""
     if base is None:
         return
-    counts = change_counts(task_id=task.pk, before_id=base.pk)
     rows = changed_cases(task_id=task.pk, before_id=base.pk, most_per_change=CHANGES_LISTED)
     for change, changed in groupby(rows, key=lambda row: row.change):
         for row in changed:
@@ -359,7 +359,8 @@ def _report_finish(report: Report, *, task: Task, figures: _Figures) -> Report:
     return report
 
 
-def _run_kind(task: Task, *, cancelled: bool) -> str:
+def run_kind(*, task: Task, cancelled: bool) -> str:
+    """What kind of run a report speaks for, in words: only a full run is the product's pass rate."""
     if cancelled:
         return "cancelled before every case ran: not the product's pass rate"
     if task.rerun_of_id:

@@ -72,8 +72,11 @@ def _error_line(lines: list[str]) -> str:
     errors = [index for index in errors if not lines[index].lstrip().startswith("Traceback")] or errors
     if not errors:
         return lines[-1] if lines else ""
-    last = errors[-1]
-    # pytest's explanation spans several "E" lines: the first of the last block says what failed.
+    # pytest explains a failure in "E" lines, and its closing summary ("FAILED path::test") names only the test:
+    # the explanation says the cause.
+    explained = [index for index in errors if _PYTEST_E.match(lines[index])]
+    last = (explained or errors)[-1]
+    # The explanation spans several "E" lines: the first of the last block says what failed.
     while last > 0 and _PYTEST_E.match(lines[last]) and _PYTEST_E.match(lines[last - 1]):
         last -= 1
     return _PYTEST_E.sub("", lines[last])

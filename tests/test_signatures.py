@@ -57,3 +57,8 @@ def test_a_timeout_noted_by_testhub_groups_whatever_the_limit_was():
 
 def test_a_case_that_printed_nothing_has_a_signature_too():
     assert failure_signature("").title == "no output"
+
+
+def test_pytests_closing_summary_line_gives_way_to_its_explanation():
+    log = "E   assert 4 == 5\n=== short test summary info ===\nFAILED tests/test_calc.py::test_add\n1 failed\n"
+    assert failure_signature(log).failure == "assert 4 == 5"

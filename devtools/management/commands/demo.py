@@ -42,6 +42,8 @@ class Command(BaseCommand):
     def handle(self, *args, once, port, flower_port, **options):
         self.root = settings.DATA_DIR / "demo"
         self.processes: list[subprocess.Popen] = []
+        # Stopped by a signal (bin/run killed, a service manager) as by Ctrl-C: its processes stop with it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         try:
             self._run(once=once, port=port, flower_port=flower_port)
         finally:

@@ -230,7 +230,7 @@ const en = {
     didNotRun: "not run",
     shown: "{shown} of {count} shown",
     withTask: "Compare with task",
-    withTaskHint: "A task id; empty: the previous full run",
+    withTaskHint: "e.g. 12",
     apply: "Compare",
     previousRun: "With the previous full run",
     badTaskId: "Give a task id: a whole number.",

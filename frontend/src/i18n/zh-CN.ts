@@ -232,7 +232,7 @@ const zhCN: Messages = {
     didNotRun: "未运行",
     shown: "已显示 {shown} / {count}",
     withTask: "与任务对比",
-    withTaskHint: "任务编号；留空则与上一次完整运行对比",
+    withTaskHint: "例如 12",
     apply: "对比",
     previousRun: "与上一次完整运行对比",
     badTaskId: "请输入任务编号（整数）。",

@@ -270,6 +270,8 @@ const en = {
     empty: "(no output)",
   },
   report: {
+    formula:
+      "success rate = passed / (passed + failed) x 100, muted cases left out (counted beside it). Errors (a timeout, or a machine that could not run the case after every retry) and cases cancelled before they ran are counted on their own and left out.",
     title: "Report",
     status: "Report",
     total: "Total",
